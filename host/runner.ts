@@ -1,0 +1,100 @@
+// The only place in vm-infra that starts programs. Every command is an argv array (never a shell string), runs
+// with a deadline, and fails with a CommandError that carries what a log line needs, with secrets scrubbed.
+import { spawn } from "node:child_process";
+
+export interface RunOptions {
+  /** Hard deadline; the process group gets SIGTERM, then SIGKILL 2 s later. */
+  timeoutMs: number;
+  /** Written to stdin, then stdin is closed. */
+  input?: string | Buffer;
+  /** Added to the inherited environment. Use this (or files) to hand values to constant scripts. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Strings that must never appear in an error message or log (keys, passwords, user-data). */
+  secrets?: readonly string[];
+  /** Exit codes that count as success (default [0]). */
+  okCodes?: readonly number[];
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Signature shared by the real runner and the recording fakes in tests. */
+export type Runner = (file: string, args: readonly string[], opts: RunOptions) => Promise<RunResult>;
+
+const TAIL = 2000;
+
+export function scrub(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join("***");
+  return out;
+}
+
+export class CommandError extends Error {
+  override readonly name = "CommandError";
+  constructor(
+    readonly argv: readonly string[],
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    readonly timedOut: boolean,
+    readonly stderrTail: string,
+    readonly stdoutTail: string,
+    cause?: string,
+  ) {
+    const what = timedOut ? "timed out" : cause ? cause : signal ? `killed by ${signal}` : `exited ${exitCode}`;
+    const tail = (stderrTail.trim() || stdoutTail.trim()).slice(-800);
+    super(`${argv.join(" ")}: ${what}${tail ? `: ${tail}` : ""}`);
+  }
+}
+
+export const run: Runner = (file, args, opts) =>
+  new Promise((resolve, reject) => {
+    const secrets = opts.secrets ?? [];
+    const argv = [file, ...args].map((a) => scrub(a, secrets));
+    const child = spawn(file, [...args], {
+      cwd: opts.cwd,
+      env: opts.env ? { ...process.env, ...opts.env } : process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true, // own process group, so a timeout kills grandchildren too
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid, "SIGTERM");
+      killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), 2000);
+    }, opts.timeoutMs);
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.stdin.on("error", () => undefined); // a program that exits without reading stdin is not our failure
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new CommandError(argv, null, null, false, "", "", scrub(e.message, secrets)));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      const stdout = Buffer.concat(out).toString("utf8");
+      const stderr = Buffer.concat(err).toString("utf8");
+      const ok = (opts.okCodes ?? [0]).includes(code ?? -1);
+      if (!timedOut && ok && code !== null) return resolve({ stdout, stderr, exitCode: code });
+      reject(
+        new CommandError(argv, code, signal, timedOut, scrub(stderr.slice(-TAIL), secrets), scrub(stdout.slice(-TAIL), secrets)),
+      );
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+
+function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    /* already gone */
+  }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command (README): compile, typecheck, lint, then every jest project (unit, then e2e on the real engine
+# and the lab) under the offline Pulumi environment. Extra arguments go to jest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/node_modules/.bin:$PATH"   # Node 22 from the node package
+npx tsc -p tsconfig.json
+npx eslint --max-warnings 0 .
+exec scripts/with-env.sh npx jest --runInBand "$@"

@@ -1,0 +1,50 @@
+// Drives the real Pulumi CLI for end-to-end tests (argv only, through the project's runner). The environment
+// (PATH, backend, passphrase, offline flags) comes from scripts/with-env.sh, which the test command runs under.
+import { run, RunResult } from "../../host/runner";
+
+export interface StackHandle {
+  dir: string;
+  stack: string;
+}
+
+const LONG = 30 * 60_000;
+
+export async function pulumi(h: StackHandle, args: string[], timeoutMs = LONG): Promise<RunResult> {
+  // common flags go before a "--" (after it everything is a positional value)
+  const cut = args.indexOf("--") === -1 ? args.length : args.indexOf("--");
+  const common = ["--cwd", h.dir, "--stack", h.stack, "--non-interactive"];
+  return run("pulumi", [...args.slice(0, cut), ...common, ...args.slice(cut)], { timeoutMs });
+}
+
+export async function initStack(h: StackHandle, config: Record<string, string>, secrets: Record<string, string> = {}) {
+  await run("pulumi", ["stack", "rm", "--yes", "--force", "--cwd", h.dir, "--stack", h.stack, "--non-interactive"], {
+    timeoutMs: 60_000,
+    okCodes: [0, 255],
+  }).catch(() => undefined);
+  await run("pulumi", ["stack", "init", h.stack, "--cwd", h.dir, "--non-interactive"], { timeoutMs: 60_000 });
+  for (const [k, v] of Object.entries(config)) await pulumi(h, ["config", "set", k, "--", v]);
+  for (const [k, v] of Object.entries(secrets)) await pulumi(h, ["config", "set", "--secret", k, "--", v]);
+}
+
+export interface PreviewStep {
+  op: string;
+  urn: string;
+  diffReasons?: string[];
+  replaceReasons?: string[];
+}
+
+export async function previewSteps(h: StackHandle): Promise<PreviewStep[]> {
+  const { stdout } = await pulumi(h, ["preview", "--json"]);
+  return (JSON.parse(stdout) as { steps: PreviewStep[] }).steps;
+}
+
+export async function up(h: StackHandle, extra: string[] = []): Promise<RunResult> {
+  return pulumi(h, ["up", "--yes", "--skip-preview", ...extra]);
+}
+
+export async function outputs(h: StackHandle, showSecrets = false): Promise<Record<string, unknown>> {
+  const { stdout } = await pulumi(h, ["stack", "output", "--json", ...(showSecrets ? ["--show-secrets"] : [])]);
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+export const urnName = (urn: string) => urn.split("::").pop() ?? urn;

@@ -1,0 +1,54 @@
+import { CommandError, run, scrub } from "../../host/runner";
+
+const HOSTILE = ["$(touch /tmp/vm-infra-pwned)", "`id`", "a; rm -rf /", "' \" \\", "--help", "\n\t", "ünï"];
+
+test("argv values reach the program verbatim, never a shell", async () => {
+  for (const v of HOSTILE) {
+    const { stdout } = await run("printf", ["%s", v], { timeoutMs: 5000 });
+    expect(stdout).toBe(v);
+  }
+});
+
+test("stdin input and extra environment are passed", async () => {
+  expect((await run("cat", [], { timeoutMs: 5000, input: "hello" })).stdout).toBe("hello");
+  expect((await run("printenv", ["VMX"], { timeoutMs: 5000, env: { VMX: "$(x)" } })).stdout).toBe("$(x)\n");
+});
+
+test("a non-zero exit is a typed error with argv, code and stderr tail", async () => {
+  const err = await run("ls", ["/nonexistent-vm-infra"], { timeoutMs: 5000 }).catch((e) => e);
+  expect(err).toBeInstanceOf(CommandError);
+  expect(err.argv).toEqual(["ls", "/nonexistent-vm-infra"]);
+  expect(err.exitCode).toBe(2);
+  expect(err.timedOut).toBe(false);
+  expect(err.stderrTail).toContain("No such file");
+});
+
+test("okCodes accept other exit codes", async () => {
+  expect((await run("false", [], { timeoutMs: 5000, okCodes: [1] })).exitCode).toBe(1);
+});
+
+test("a deadline kills the whole process group", async () => {
+  const t0 = Date.now();
+  const err = await run("sh", ["-c", "sleep 30 & sleep 30"], { timeoutMs: 300 }).catch((e) => e);
+  expect(err).toBeInstanceOf(CommandError);
+  expect(err.timedOut).toBe(true);
+  expect(Date.now() - t0).toBeLessThan(5000);
+});
+
+test("a missing program is a CommandError, not a crash", async () => {
+  const err = await run("/nonexistent/vm-infra-tool", [], { timeoutMs: 5000 }).catch((e) => e);
+  expect(err).toBeInstanceOf(CommandError);
+  expect(err.message).toContain("ENOENT");
+});
+
+test("secrets are scrubbed from argv, stderr and message", async () => {
+  const secret = "hunter2-very-secret";
+  const err = await run("sh", ["-c", 'echo "bad $1" >&2; exit 3', "x", secret], {
+    timeoutMs: 5000,
+    secrets: [secret],
+  }).catch((e) => e);
+  expect(err.message).not.toContain(secret);
+  expect(err.stderrTail).toBe("bad ***\n");
+  expect(err.argv).toContain("***");
+  expect(scrub("a hunter2-very-secret b", [secret])).toBe("a *** b");
+});
