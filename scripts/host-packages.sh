@@ -7,11 +7,16 @@ PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base ipt
       mmdebstrap genisoimage xorriso openssh-client qemu-utils iputils-ping curl ca-certificates)
 BPO_PKGS=(qemu-system-x86 qemu-utils qemu-system-common qemu-system-data seabios)
 start=$(date +%s)
+ensure_accounts() { # libvirt's QEMU driver looks these up at start even when qemu.conf says root
+  getent group kvm >/dev/null || groupadd --system kvm
+  getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home --user-group -G kvm -s /usr/sbin/nologin libvirt-qemu
+}
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 qemu_ok=0
 if command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 --version | grep -q 'version 10\.'; then qemu_ok=1; fi
 if [ ${#missing[@]} -eq 0 ] && [ $qemu_ok = 1 ]; then
+  [ "$(id -u)" != 0 ] || ensure_accounts
   echo "host-packages: all present ($(( $(date +%s) - start ))s)" >&2; exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "host-packages: need root to install: ${missing[*]} qemu-10" >&2; exit 1; }
@@ -27,5 +32,6 @@ printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/polic
 trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports "${BPO_PKGS[@]}" >/dev/null
+ensure_accounts
 qemu-system-x86_64 --version | head -1 >&2
 echo "host-packages: installed in $(( $(date +%s) - start ))s" >&2

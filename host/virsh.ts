@@ -1,0 +1,88 @@
+// Thin typed wrappers over `virsh -c URI ...` (virsh parses its own argv: nothing here is ever a shell string).
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { CommandError, run, Runner } from "./runner";
+
+export const VIRSH_TIMEOUT_MS = 60_000;
+
+export class Virsh {
+  constructor(
+    readonly uri: string,
+    private readonly runner: Runner = run,
+  ) {}
+
+  async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string): Promise<string> {
+    const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input });
+    return r.stdout;
+  }
+
+  /** Runs a command that takes an XML file argument; the XML goes through a private temp file. */
+  async withXml(xml: string, args: (file: string) => string[], timeoutMs = VIRSH_TIMEOUT_MS): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), "vm-infra-xml-"));
+    const file = path.join(dir, "doc.xml");
+    try {
+      await writeFile(file, xml, { mode: 0o600 });
+      return await this.exec(args(file), timeoutMs);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async domainState(name: string): Promise<string | undefined> {
+    try {
+      return (await this.exec(["domstate", "--", name])).trim();
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async listDomains(): Promise<string[]> {
+    return lines(await this.exec(["list", "--all", "--name"]));
+  }
+
+  async listVolumes(pool: string): Promise<string[]> {
+    const out = await this.exec(["vol-list", "--pool", pool]);
+    return lines(out).map((l) => l.split(/\s+/)[0]);
+  }
+
+  async volumeExists(pool: string, vol: string): Promise<boolean> {
+    try {
+      await this.exec(["vol-info", "--pool", pool, "--", vol]);
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async volumePath(pool: string, vol: string): Promise<string> {
+    return (await this.exec(["vol-path", "--pool", pool, "--", vol])).trim();
+  }
+
+  /** Deletes a volume; already gone is success. */
+  async deleteVolume(pool: string, vol: string): Promise<void> {
+    try {
+      await this.exec(["vol-delete", "--pool", pool, "--", vol]);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+}
+
+export const lines = (s: string) =>
+  s
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+
+/** libvirt's "no such object" errors (domain, volume, network, pool). */
+export function isNotFound(e: unknown): boolean {
+  return (
+    e instanceof CommandError &&
+    /(failed to get domain|Domain not found|Storage volume not found|no storage vol with matching|Network not found|failed to get network|failed to get vol|Storage pool not found)/i.test(
+      e.stderrTail,
+    )
+  );
+}

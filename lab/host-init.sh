@@ -1,0 +1,19 @@
+#!/bin/sh
+# Runs inside a lab host's fresh mount+UTS namespace (lab/hosts.ts starts it through unshare). A constant script:
+# every value arrives as a positional argument. Gives libvirtd private /etc/libvirt, /var/lib/libvirt, /var/log/libvirt,
+# /var/cache/libvirt and /run/libvirt, then daemonizes it (the daemon keeps the namespaces alive).
+set -eu
+hostname "$1"
+state=$2 run=$3 shared=$4
+for d in etc lib log cache; do mkdir -p "$state/$d"; done
+mkdir -p "$state/log/qemu" "$state/lib/images" "$run" "$shared"
+mkdir -p /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /run/libvirt /var/lib/vm-infra-shared
+mount --bind "$state/etc" /etc/libvirt
+mount --bind "$state/lib" /var/lib/libvirt
+mount --bind "$state/log" /var/log/libvirt
+mount --bind "$state/cache" /var/cache/libvirt
+mount --bind "$run" /run/libvirt
+mount --bind "$shared" /var/lib/vm-infra-shared
+mount --bind "$state/resolv.conf" /etc/resolv.conf
+mount --bind "$state/hosts" /etc/hosts
+exec libvirtd --daemon --listen --pid-file /run/libvirt/libvirtd.pid

@@ -1,0 +1,28 @@
+// Where the lab lives and what its hosts look like. Product code never imports lab/; tests and scripts do.
+import * as path from "node:path";
+
+export const LAB_DIR = process.env.VM_INFRA_LAB_DIR ?? "/var/tmp/vm-infra-lab";
+export const RUN_DIR = process.env.VM_INFRA_LAB_RUN ?? "/run/vm-infra-lab";
+export const SHARED_DIR = path.join(LAB_DIR, "shared");
+
+export interface LabHost {
+  name: string;
+  netns: string;
+  index: number; // 1-based: bridge address .index, migration address 192.168.250.index
+  dhcp: boolean;
+}
+
+export const HOSTS: readonly LabHost[] = [
+  { name: "hv-a", netns: "vmi-hv-a", index: 1, dhcp: true },
+  { name: "hv-b", netns: "vmi-hv-b", index: 2, dhcp: false },
+];
+
+export const GUEST_NET = { bridge: "virbr-lab", prefix: "192.168.100", dhcpStart: 10, dhcpEnd: 200 };
+export const MIG_NET = "192.168.250";
+
+export const stateDir = (h: LabHost) => path.join(LAB_DIR, "hosts", h.name);
+export const runDir = (h: LabHost) => path.join(RUN_DIR, h.name);
+export const socketPath = (h: LabHost) => path.join(runDir(h), "libvirt-sock");
+export const uri = (h: LabHost) => `qemu+unix:///system?socket=${socketPath(h)}`;
+/** The URI the other host's libvirtd uses to reach this one for peer-to-peer migration. */
+export const migrationUri = (h: LabHost) => `qemu+tcp://${MIG_NET}.${h.index}/system`;
