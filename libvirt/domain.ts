@@ -53,11 +53,13 @@ export function domainXml(d: DomainInputs): string {
             target: { "@dev": "vda", "@bus": "virtio" },
           },
           {
+            // the seed as a read-only virtio disk: cloud kernels ship no AHCI driver, so a SATA cdrom stays
+            // invisible and cloud-init falls back to DataSourceNone
             "@type": "file",
-            "@device": "cdrom",
+            "@device": "disk",
             driver: { "@name": "qemu", "@type": "raw" },
             source: { "@file": d.isoPath },
-            target: { "@dev": "sda", "@bus": "sata" },
+            target: { "@dev": "vdb", "@bus": "virtio" },
             readonly: "",
           },
         ],

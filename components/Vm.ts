@@ -1,0 +1,112 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { HostSpec, ImageSpec, ReadinessSpec, VmSpec } from "../config/spec";
+import { cloudInitDocs, instanceId } from "../cloud-init/documents";
+import { BUILD_ISO_SCRIPT, DELETE_ISO_SCRIPT } from "../cloud-init/buildIso";
+import { shim } from "../providers/shim";
+import { BaseImage } from "./BaseImage";
+
+export interface VmArgs {
+  /** The validated VM description (config/spec.ts). */
+  readonly vm: VmSpec;
+  /** The host the VM runs on; changing it is a move of the whole placement unit. */
+  readonly host: HostSpec;
+  readonly image: ImageSpec;
+  /** The base image on that host; the overlay is created only after it is there. */
+  readonly baseImage: BaseImage;
+  readonly readiness: ReadinessSpec;
+  /** Local directory for built ISOs. Default ".vm-infra/iso" in the program directory. */
+  readonly isoDir?: string;
+}
+
+class Placement extends pulumi.dynamic.Resource {
+  declare readonly diskPath: pulumi.Output<string>;
+  declare readonly isoVolume: pulumi.Output<string>;
+  declare readonly hostName: pulumi.Output<string>;
+  constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
+    super(shim("providers/vmPlacement"), name, { overlayVolume: undefined, isoVolume: undefined, diskPath: undefined, isoPath: undefined, ...props }, opts);
+  }
+}
+
+class Ready extends pulumi.dynamic.Resource {
+  declare readonly address: pulumi.Output<string>;
+  declare readonly readySeconds: pulumi.Output<number>;
+  constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
+    super(shim("providers/vmReady"), name, { address: undefined, readySeconds: undefined, ...props }, opts);
+  }
+}
+
+/**
+ * A VM on a libvirt host: a cloud-init NoCloud ISO built by a command (named by its content hash), the placement
+ * unit (overlay volume + ISO volume + domain, on one host), and readiness (SSH login + cloud-init done).
+ */
+export class Vm extends pulumi.ComponentResource {
+  readonly address: pulumi.Output<string>;
+  readonly hostName: pulumi.Output<string>;
+  readonly mac: string;
+  readonly instanceId: string;
+  readonly sshCommand: pulumi.Output<string>;
+
+  constructor(name: string, args: VmArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vm-infra:index:Vm", name, {}, opts);
+    const { vm, host, image, readiness } = args;
+    const docs = cloudInitDocs(vm);
+    const isoDir = args.isoDir ?? ".vm-infra/iso";
+    const isoName = `${vm.name}-${docs.hash.slice(0, 16)}.iso`;
+
+    const iso = new command.local.Command(`${name}-cidata`, {
+      create: BUILD_ISO_SCRIPT,
+      delete: DELETE_ISO_SCRIPT,
+      interpreter: ["/bin/sh", "-c"],
+      environment: {
+        VMI_ISO_DIR: isoDir,
+        VMI_ISO_NAME: isoName,
+        // user-data carries keys and maybe credentials: a secret in state and logs
+        VMI_USER_DATA: pulumi.secret(docs.userData),
+        VMI_META_DATA: docs.metaData,
+        VMI_NETWORK_CONFIG: docs.networkConfig,
+      },
+      triggers: [docs.hash],
+    }, { parent: this, additionalSecretOutputs: ["environment"] });
+
+    const placement = new Placement(`${name}-placement`, {
+      name: vm.name,
+      hostName: host.name,
+      uri: host.uri,
+      pool: host.pool,
+      network: host.network,
+      domainType: host.domainType,
+      vcpus: vm.vcpus,
+      memoryMiB: vm.memoryMiB,
+      diskGiB: vm.diskGiB,
+      baseVolume: args.baseImage.volume,
+      mac: vm.mac,
+      // a data dependency on the finished command: the path exists only once the ISO was renamed into place
+      isoFile: iso.stdout,
+      isoHash: docs.hash,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: image.cmdline,
+    }, { parent: this, dependsOn: [iso, args.baseImage] });
+
+    const ready = new Ready(`${name}-ready`, {
+      name: vm.name,
+      uri: host.uri,
+      mac: vm.mac,
+      user: vm.user,
+      privateKeyPath: readiness.privateKeyPath,
+      netns: host.guestNetns,
+      staticAddress: vm.address?.cidr.split("/")[0],
+      timeoutSeconds: readiness.timeoutSeconds,
+      generation: pulumi.interpolate`${placement.hostName}/${placement.isoVolume}/${vm.memoryMiB}/${vm.vcpus}`,
+    }, { parent: this, dependsOn: [placement] });
+
+    this.address = ready.address;
+    this.hostName = placement.hostName;
+    this.mac = vm.mac;
+    this.instanceId = instanceId(vm);
+    const prefix = host.guestNetns ? `ip netns exec ${host.guestNetns} ` : "";
+    this.sshCommand = pulumi.interpolate`${prefix}ssh -i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
+    this.registerOutputs({ address: this.address, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand });
+  }
+}

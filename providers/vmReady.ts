@@ -1,0 +1,86 @@
+// Readiness: an address (the DHCP lease, else the guest agent, or the static address), then an SSH login with the
+// configured key and `cloud-init status --wait` reporting done, within a bounded wait. No host changes.
+import * as pulumi from "@pulumi/pulumi";
+import { Virsh } from "../host/virsh";
+import { sshRun } from "../host/ssh";
+import { parseDomifaddr } from "../libvirt/domain";
+import { sleep } from "./domainOps";
+
+export interface ReadyInputs {
+  name: string;
+  uri: string;
+  mac: string;
+  user: string;
+  privateKeyPath: string;
+  netns?: string;
+  staticAddress?: string;
+  timeoutSeconds: number;
+  /** Changes whenever the placement restarts the guest, so readiness is checked again. */
+  generation: string;
+}
+
+export interface ReadyOutputs extends ReadyInputs {
+  address: string;
+  readySeconds: number;
+}
+
+export async function findAddress(v: Virsh, name: string, mac: string): Promise<string | undefined> {
+  for (const source of ["lease", "agent"]) {
+    try {
+      const ips = parseDomifaddr(await v.exec(["domifaddr", "--source", source, "--", name], 15_000), mac);
+      if (ips.length > 0) return ips[ips.length - 1];
+    } catch {
+      /* no lease source on this host, or the agent is not up yet */
+    }
+  }
+  return undefined;
+}
+
+export async function waitReady(i: ReadyInputs, log: (s: string) => void = () => undefined): Promise<ReadyOutputs> {
+  const t0 = Date.now();
+  const end = t0 + i.timeoutSeconds * 1000;
+  const v = new Virsh(i.uri);
+  let address = i.staticAddress;
+  let lastErr = "no address yet";
+  while (Date.now() < end) {
+    address = i.staticAddress ?? (await findAddress(v, i.name, i.mac));
+    if (address) {
+      try {
+        const r = await sshRun(
+          { user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns },
+          ["cloud-init", "status", "--wait"],
+          Math.max(5000, Math.min(end - Date.now(), 300_000)),
+        );
+        if (/status: done/.test(r.stdout)) {
+          return { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10 };
+        }
+        lastErr = `cloud-init: ${r.stdout.trim()}`;
+      } catch (e) {
+        // exit 2 is "done, with recoverable errors": the VM is up but its config did not fully apply
+        lastErr = e instanceof Error ? e.message : String(e);
+        if (/status: (error|degraded)/.test(lastErr)) throw new Error(`${i.name}: cloud-init finished with errors: ${lastErr}`);
+      }
+    }
+    log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${Math.round((Date.now() - t0) / 1000)} s)`);
+    await sleep(3000);
+  }
+  throw new Error(`${i.name}: not ready within ${i.timeoutSeconds} s (address ${address ?? "none"}): ${lastErr}`);
+}
+
+export const provider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: ReadyOutputs, news: ReadyInputs) {
+    const keys = Object.keys(news) as (keyof ReadyInputs)[];
+    const changes = keys.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+    return { changes, replaces: [] };
+  },
+  async create(i: ReadyInputs) {
+    const outs = await waitReady(i);
+    return { id: i.name, outs };
+  },
+  async update(_id: string, _olds: ReadyOutputs, news: ReadyInputs) {
+    return { outs: await waitReady(news) };
+  },
+  async delete() {
+    /* observing a VM changes nothing */
+  },
+};
