@@ -38,10 +38,12 @@ export function labImageConfig(image: Image): Record<string, unknown> {
   };
 }
 
-/** Writes Pulumi.<stack>.yaml's plain config, then sets the secret key list through the CLI. */
+/**
+ * Writes the stack's plain config (to `file`, default Pulumi.<stack>.yaml), then sets the secret key list through
+ * the CLI, which encrypts it.
+ */
 export async function writeLabStack(projectDir: string, stack: string, vms: unknown[], image: Image, publicKey: string,
-  extra: Record<string, unknown> = {}): Promise<void> {
-  const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
+  extra: Record<string, unknown> = {}, file = path.join(projectDir, `Pulumi.${stack}.yaml`)): Promise<void> {
   const config: Record<string, unknown> = {
     "vm-infra:hosts": labHostsConfig(),
     "vm-infra:image": labImageConfig(image),
@@ -51,5 +53,5 @@ export async function writeLabStack(projectDir: string, stack: string, vms: unkn
   };
   await writeFile(file, YAML.stringify({ config }));
   await run("pulumi", ["config", "set", "--secret", "--path", "vm-infra:sshKeys[0]", "--cwd", projectDir, "--stack", stack,
-    "--non-interactive", "--", publicKey], { timeoutMs: 60_000 });
+    "--config-file", file, "--non-interactive", "--", publicKey], { timeoutMs: 60_000 });
 }

@@ -1,6 +1,7 @@
 // The main job (npm run setup): lab up, the dev stack configured from the lab, `pulumi up`, and how to SSH in.
 import * as path from "node:path";
 import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import YAML from "yaml";
 import { run } from "../host/runner";
 import { ensureLab, writeLabStack } from "../lab/stack";
@@ -9,9 +10,14 @@ async function main(): Promise<void> {
   const root = path.join(__dirname, "..", "..");
   const { image, publicKey } = await ensureLab();
   const dev = YAML.parse(readFileSync(path.join(root, "Pulumi.dev.yaml"), "utf8")).config;
+  // Pulumi.dev.yaml is the committed template; the lab-specific values (image paths, the encrypted key) go to a
+  // generated config file outside git, so a setup run never rewrites a tracked file
+  const configFile = path.join(root, ".vm-infra", "Pulumi.dev.generated.yaml");
+  await mkdir(path.dirname(configFile), { recursive: true });
   const common = ["--cwd", root, "--stack", "dev", "--non-interactive"];
   await run("pulumi", ["stack", "select", "--create", ...common], { timeoutMs: 60_000 });
-  await writeLabStack(root, "dev", dev["vm-infra:vms"], image, publicKey);
+  await writeLabStack(root, "dev", dev["vm-infra:vms"], image, publicKey, { "vm-infra:hosts": dev["vm-infra:hosts"] }, configFile);
+  common.push("--config-file", configFile);
   const up = await run("pulumi", ["up", "--yes", "--skip-preview", ...common], { timeoutMs: 30 * 60_000 });
   process.stdout.write(up.stdout.split("\n").slice(-25).join("\n"));
   const out = JSON.parse((await run("pulumi", ["stack", "output", "vms", "--json", ...common], { timeoutMs: 60_000 })).stdout);

@@ -1,0 +1,119 @@
+// The VM component on the real engine and the real lab: two VMs (one per host) come up and accept SSH + sudo;
+// up again changes nothing; a memory change updates in place; a user-data change replaces the ISO and keeps the
+// disk; the state holds no plaintext key; destroy leaves no domain or volume behind on any host.
+import * as path from "node:path";
+import { run } from "../../host/runner";
+import { sshRun } from "../../host/ssh";
+import { Virsh } from "../../host/virsh";
+import { HOSTS, uri } from "../../lab/layout";
+import { KEY_PATH, ensureLab, writeLabStack } from "../../lab/stack";
+import { Image } from "../../lab/image";
+import { outputs, previewSteps, pulumi, up, urnName } from "../support/pulumiCli";
+
+jest.setTimeout(60 * 60_000);
+
+const root = path.join(__dirname, "..", "..");
+const h = { dir: root, stack: "e2e-vm" };
+let image: Image;
+let publicKey: string;
+
+type VmOut = { address: string; host: string; mac: string; instanceId: string; ssh: string };
+const vmsOf = async () => (await outputs(h)).vms as Record<string, VmOut>;
+const vmConfig = (memA: number, extra?: string) => [
+  { name: "e2e-a", host: "hv-a", memoryMiB: memA, diskGiB: 4, user: "ops", ...(extra ? { extraUserData: extra } : {}) },
+  { name: "e2e-b", host: "hv-b", memoryMiB: 768, diskGiB: 4, user: "ops" },
+];
+const ssh = (vm: VmOut, hostNs: string, cmd: string[]) =>
+  sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, netns: hostNs }, cmd, 60_000);
+
+async function inventory(): Promise<string[]> {
+  const all: string[] = [];
+  for (const hst of HOSTS) {
+    const v = new Virsh(uri(hst));
+    for (const d of await v.listDomains()) all.push(`${hst.name}:domain:${d}`);
+    for (const vol of await v.listVolumes("default")) all.push(`${hst.name}:volume:${vol}`);
+  }
+  return all.sort();
+}
+
+let before: string[];
+
+beforeAll(async () => {
+  ({ image, publicKey } = await ensureLab());
+  before = await inventory();
+  await run("pulumi", ["stack", "rm", "--yes", "--force", "--cwd", root, "--stack", h.stack, "--non-interactive"], {
+    timeoutMs: 60_000, okCodes: [0, 255],
+  }).catch(() => undefined);
+  await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
+  await writeLabStack(root, h.stack, vmConfig(1024), image, publicKey);
+});
+
+afterAll(async () => {
+  await pulumi(h, ["destroy", "--yes", "--skip-preview"]).catch(() => undefined);
+  await pulumi(h, ["stack", "rm", "--yes", "--force"]).catch(() => undefined);
+});
+
+test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
+  const steps = await previewSteps(h);
+  expect(steps.filter((s) => s.op === "create").map((s) => urnName(s.urn))).toEqual(
+    expect.arrayContaining(["e2e-a-cidata", "e2e-a-placement", "e2e-a-ready", "e2e-b-placement", "base-hv-a-volume", "base-hv-b-volume"]),
+  );
+  expect(await inventory()).toEqual(before); // preview ran nothing on the hosts
+
+  await up(h);
+  const vms = await vmsOf();
+  expect(vms["e2e-a"].host).toBe("hv-a");
+  expect(vms["e2e-b"].host).toBe("hv-b");
+  const a = await ssh(vms["e2e-a"], "vmi-hv-a", ["sudo", "-n", "true"]);
+  expect(a.exitCode).toBe(0);
+  const b = await ssh(vms["e2e-b"], "vmi-hv-b", ["hostname"]);
+  expect(b.stdout.trim()).toBe("e2e-b");
+  expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/var/lib/cloud/data/instance-id"])).stdout.trim()).toBe("iid-vm-infra-e2e-a");
+});
+
+test("up again: no changes", async () => {
+  await up(h, ["--expect-no-changes"]);
+});
+
+test("the state holds no plaintext SSH key", async () => {
+  const { stdout } = await pulumi(h, ["stack", "export"]);
+  const keyBody = publicKey.split(" ")[1];
+  expect(stdout).not.toContain(keyBody);
+  expect(stdout).toContain("4dabf18193072939515e22adb298388d"); // Pulumi's secret signature: secrets are there, encrypted
+});
+
+test("memory change: updated in place, same disk", async () => {
+  const vms = await vmsOf();
+  await ssh(vms["e2e-a"], "vmi-hv-a", ["sh", "-c", "echo kept > /home/ops/marker && sync"]);
+  await writeLabStack(root, h.stack, vmConfig(1280), image, publicKey);
+  const steps = await previewSteps(h);
+  const placement = steps.find((s) => urnName(s.urn) === "e2e-a-placement");
+  expect(placement?.op).toBe("update");
+  expect(steps.some((s) => s.op === "replace" || s.op === "create-replacement")).toBe(false);
+  await up(h);
+  const v = new Virsh(uri(HOSTS[0]));
+  expect(await v.exec(["dominfo", "e2e-a"])).toMatch(/Max memory:\s+1310720 KiB/);
+  const after = await vmsOf();
+  expect((await ssh(after["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
+});
+
+test("user-data change: a new ISO is attached, the disk is the same", async () => {
+  const v = new Virsh(uri(HOSTS[0]));
+  const isoBefore = (await v.listVolumes("default")).filter((n) => n.startsWith("e2e-a-cidata-"));
+  await writeLabStack(root, h.stack, vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n"), image, publicKey);
+  const steps = await previewSteps(h);
+  expect(steps.find((s) => urnName(s.urn) === "e2e-a-placement")?.op).toBe("update");
+  expect(steps.find((s) => urnName(s.urn) === "e2e-a-cidata")?.op).toBe("replace");
+  await up(h);
+  const isoAfter = (await v.listVolumes("default")).filter((n) => n.startsWith("e2e-a-cidata-"));
+  expect(isoAfter).toHaveLength(1);
+  expect(isoAfter).not.toEqual(isoBefore);
+  const vms = await vmsOf();
+  expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
+});
+
+test("destroy: no domain or volume is left on any host", async () => {
+  await pulumi(h, ["destroy", "--yes", "--skip-preview"]);
+  const after = await inventory();
+  expect(after.filter((x) => x.includes("e2e-") || x.includes("vm-infra-base"))).toEqual([]);
+});

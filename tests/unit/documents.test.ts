@@ -1,0 +1,52 @@
+import YAML from "yaml";
+import { cloudInitDocs, instanceId } from "../../cloud-init/documents";
+import { domainXml, parseDomainXml, parseDomifaddr } from "../../libvirt/domain";
+import { macFor, VmSpec } from "../../config/spec";
+
+const vm: VmSpec = {
+  name: "web-1", host: "hv-a", vcpus: 2, memoryMiB: 2048, diskGiB: 8, user: "ops",
+  sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab"],
+  packages: ["htop"], mac: macFor("web-1"),
+};
+
+test("cloud-init documents (snapshot) and a stable instance-id", () => {
+  const d = cloudInitDocs(vm);
+  expect(d.userData).toMatchSnapshot();
+  expect(d.metaData).toMatchSnapshot();
+  expect(d.networkConfig).toMatchSnapshot();
+  expect(YAML.parse(d.metaData)["instance-id"]).toBe(instanceId(vm));
+  expect(cloudInitDocs({ ...vm, memoryMiB: 4096 }).hash).toBe(d.hash); // only document content names the ISO
+  expect(cloudInitDocs({ ...vm, packages: [] }).hash).not.toBe(d.hash);
+});
+
+test("hostile text in extra user-data stays data", () => {
+  const d = cloudInitDocs({ ...vm, extraUserData: "runcmd:\n  - [echo, \"$(id)\"]\nhostname: evil" });
+  const parsed = YAML.parse(d.userData);
+  expect(parsed.runcmd).toEqual([["echo", "$(id)"]]);
+  expect(parsed.hostname).toBe("evil"); // extra user-data is merged over the generated keys on purpose
+  expect(() => cloudInitDocs({ ...vm, extraUserData: "- a list" })).toThrow("must be a YAML mapping");
+});
+
+test("static address renders network-config v2 matched by MAC", () => {
+  const n = YAML.parse(cloudInitDocs({ ...vm, address: { cidr: "192.168.100.50/24", gateway: "192.168.100.1", dns: ["192.168.100.1"] } }).networkConfig);
+  expect(n).toEqual({ version: 2, ethernets: { eth0: { match: { macaddress: vm.mac }, "set-name": "eth0", dhcp4: false,
+    addresses: ["192.168.100.50/24"], routes: [{ to: "default", via: "192.168.100.1" }], nameservers: { addresses: ["192.168.100.1"] } } } });
+});
+
+test("domain XML (snapshot) round-trips through the parser", () => {
+  const xml = domainXml({ name: "web-1", domainType: "qemu", vcpus: 2, memoryMiB: 2048, diskPath: "/p/web-1.qcow2",
+    isoPath: "/p/web-1.iso", network: "lab", mac: vm.mac, kernel: "/k/vmlinuz", initrd: "/k/initrd", cmdline: "root=/dev/vda" });
+  expect(xml).toMatchSnapshot();
+  expect(parseDomainXml(xml)).toEqual({ memoryMiB: 2048, vcpus: 2, mac: vm.mac, diskPaths: ["/p/web-1.qcow2", "/p/web-1.iso"] });
+  expect(domainXml({ name: "x", domainType: "kvm", vcpus: 1, memoryMiB: 512, diskPath: "/a'<b>&", isoPath: "/i", network: "n", mac: vm.mac }))
+    .toContain("/a&apos;&lt;b&gt;&amp;");
+});
+
+test("domifaddr parsing picks the VM's MAC", () => {
+  const out = ` Name       MAC address          Protocol     Address
+-------------------------------------------------------------------------------
+ vnet0      52:54:00:ef:78:26    ipv4         192.168.100.66/24
+ lo         00:00:00:00:00:00    ipv4         127.0.0.1/8`;
+  expect(parseDomifaddr(out, "52:54:00:EF:78:26")).toEqual(["192.168.100.66"]);
+  expect(parseDomifaddr(out, "52:54:00:00:00:01")).toEqual([]);
+});
