@@ -58,16 +58,17 @@ export class Vm extends pulumi.ComponentResource {
       create: BUILD_ISO_SCRIPT,
       delete: DELETE_ISO_SCRIPT,
       interpreter: ["/bin/sh", "-c"],
-      environment: {
+      // user-data carries keys and maybe credentials: the whole environment is one secret in state and logs (a
+      // secret nested inside a plain map makes the command provider see a change on every run)
+      environment: pulumi.secret({
         VMI_ISO_DIR: isoDir,
         VMI_ISO_NAME: isoName,
-        // user-data carries keys and maybe credentials: a secret in state and logs
-        VMI_USER_DATA: pulumi.secret(docs.userData),
+        VMI_USER_DATA: docs.userData,
         VMI_META_DATA: docs.metaData,
         VMI_NETWORK_CONFIG: docs.networkConfig,
-      },
+      }),
       triggers: [docs.hash],
-    }, { parent: this, additionalSecretOutputs: ["environment"] });
+    }, { parent: this });
 
     const placement = new Placement(`${name}-placement`, {
       name: vm.name,

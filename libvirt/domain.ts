@@ -5,6 +5,8 @@ import type { DomainType } from "../config/spec";
 
 export interface DomainInputs {
   name: string;
+  /** Keep the existing domain's UUID on redefine (libvirt refuses a same-name define with a new UUID). */
+  uuid?: string;
   domainType: DomainType;
   vcpus: number;
   memoryMiB: number;
@@ -33,6 +35,7 @@ export function domainXml(d: DomainInputs): string {
     domain: {
       "@type": d.domainType,
       name: d.name,
+      ...(d.uuid ? { uuid: d.uuid } : {}),
       memory: { "@unit": "MiB", "#text": String(d.memoryMiB) },
       currentMemory: { "@unit": "MiB", "#text": String(d.memoryMiB) },
       vcpu: { "@placement": "static", "#text": String(d.vcpus) },

@@ -79,7 +79,8 @@ async function ensureVolumes(v: Virsh, i: PlacementInputs, created: string[]): P
 }
 
 async function defineAndStart(v: Virsh, i: PlacementInputs, paths: { diskPath: string; isoPath: string }): Promise<void> {
-  const xml = domainXml({ ...i, ...paths });
+  const uuid = (await v.domainState(i.name)) === undefined ? undefined : (await v.exec(["domuuid", "--", i.name])).trim();
+  const xml = domainXml({ ...i, ...paths, uuid });
   await v.withXml(xml, (f) => ["define", "--file", f]);
   if ((await v.domainState(i.name)) !== "running") await v.exec(["start", "--", i.name]);
 }

@@ -17,8 +17,7 @@ async function main(): Promise<void> {
   const common = ["--cwd", root, "--stack", "dev", "--non-interactive"];
   await run("pulumi", ["stack", "select", "--create", ...common], { timeoutMs: 60_000 });
   await writeLabStack(root, "dev", dev["vm-infra:vms"], image, publicKey, { "vm-infra:hosts": dev["vm-infra:hosts"] }, configFile);
-  common.push("--config-file", configFile);
-  const up = await run("pulumi", ["up", "--yes", "--skip-preview", ...common], { timeoutMs: 30 * 60_000 });
+  const up = await run("pulumi", ["up", "--yes", "--skip-preview", ...common, "--config-file", configFile], { timeoutMs: 30 * 60_000 });
   process.stdout.write(up.stdout.split("\n").slice(-25).join("\n"));
   const out = JSON.parse((await run("pulumi", ["stack", "output", "vms", "--json", ...common], { timeoutMs: 60_000 })).stdout);
   for (const [name, vm] of Object.entries(out as Record<string, { ssh: string; host: string }>)) {

@@ -4,6 +4,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+bash scripts/host-packages.sh
+[ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
 export PATH="$root/node_modules/.bin:$PATH"   # Node 22 from the node package
 npx tsc -p tsconfig.json
 npx eslint --max-warnings 0 .
