@@ -1,4 +1,5 @@
-// SSH to guests: argv built by a pure function (BatchMode, no host-key prompts, `--` before the destination), and
+// SSH to guests: argv built by a pure function. The far side of ssh is a shell: ssh joins `remote` into one line,
+// so only constant commands may go there (never a user value). (BatchMode, no host-key prompts, `--` before the destination), and
 // only constant remote commands. Optionally from inside a network namespace (the lab's guests live there).
 import { run, Runner } from "./runner";
 

@@ -84,7 +84,9 @@ test("the state holds no plaintext SSH key", async () => {
 
 test("memory change: updated in place, same disk", async () => {
   const vms = await vmsOf();
-  await ssh(vms["e2e-a"], "vmi-hv-a", ["sh", "-c", "echo kept > /home/ops/marker && sync"]);
+  // ssh joins remote argv into one line for the guest's shell: pass one constant line, not an argv to re-split
+  await ssh(vms["e2e-a"], "vmi-hv-a", ["echo kept > /home/ops/marker && sync"]);
+  expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
   await writeLabStack(root, h.stack, vmConfig(1280), image, publicKey);
   const steps = await previewSteps(h);
   const placement = steps.find((s) => urnName(s.urn) === "e2e-a-placement");
