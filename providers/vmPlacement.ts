@@ -79,10 +79,10 @@ async function ensureVolumes(v: Virsh, i: PlacementInputs, created: string[]): P
 }
 
 async function defineAndStart(v: Virsh, i: PlacementInputs, paths: { diskPath: string; isoPath: string }): Promise<void> {
-  const uuid = (await v.domainState(i.name)) === undefined ? undefined : (await v.exec(["domuuid", "--", i.name])).trim();
-  const xml = domainXml({ ...i, ...paths, uuid });
-  await v.withXml(xml, (f) => ["define", "--file", f]);
-  if ((await v.domainState(i.name)) !== "running") await v.exec(["start", "--", i.name]);
+  const state = await v.domainState(i.name);
+  const uuid = state === undefined ? undefined : (await v.exec(["domuuid", "--", i.name])).trim();
+  await v.withXml(domainXml({ ...i, ...paths, uuid }), (f) => ["define", "--file", f]);
+  if (state !== "running") await v.exec(["start", "--", i.name]);
 }
 
 function outputsOf(i: PlacementInputs, paths: { diskPath: string; isoPath: string }): PlacementOutputs {
