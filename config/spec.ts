@@ -16,6 +16,17 @@ export interface HostSpec {
   domainType: DomainType;
   /** Run guest-facing commands (ssh) inside this network namespace: how the lab reaches its guests. */
   guestNetns?: string;
+  /**
+   * Peer-to-peer migration: the URI the *other* hosts' libvirtd uses to reach this one (e.g. qemu+tls://hv2/system).
+   * With it, the source libvirtd drives a migration to this host by itself, so it completes or aborts cleanly even if
+   * vm-infra dies half-way. Without it, vm-infra drives a direct migration over its own connections to both hosts.
+   */
+  migrationUri?: string;
+  /**
+   * A pool whose storage all hosts naming the same pool here share (NFS, a cluster filesystem). VMs with
+   * storage: "shared" keep their disks there, so moving them copies no disk.
+   */
+  sharedPool?: string;
 }
 
 export interface ImageSpec {
@@ -51,7 +62,47 @@ export interface VmSpec {
   extraUserData?: string;
   mac: string;
   address?: StaticAddress;
+  /** Where the disks live: the host's own pool ("local", default) or its sharedPool ("shared"). */
+  storage: "local" | "shared";
+  migration: MigrationSpec;
 }
+
+export type MigrationMode = "live" | "paused" | "offline";
+
+/** How a change of `host` moves the VM. Defaults and their anchors are in MIGRATION_DEFAULTS. */
+export interface MigrationSpec {
+  mode: MigrationMode;
+  /** MiB/s cap for the transfer; 0 = libvirt's default (no cap). */
+  bandwidthMiBs: number;
+  maxDowntimeMs: number;
+  autoConverge: boolean;
+  /** Opt-in: switch to post-copy after the first pre-copy pass (a network failure then loses the VM). */
+  postcopy: boolean;
+  /** Abort when the remaining data has not shrunk for this long. */
+  progressTimeoutSeconds: number;
+  /** Abort when the whole transfer takes longer than this per GiB of RAM (plus disk when copying). */
+  completionSecondsPerGiB: number;
+  /** Each health check on the target is retried until this deadline. */
+  healthTimeoutSeconds: number;
+  /** Optional application check after the move: GET http://<guest address>:<port><path> answers 2xx. */
+  httpCheck?: { port: number; path: string };
+}
+
+/**
+ * Anchors: QEMU's default max downtime is 300 ms; KubeVirt aborts a migration that made no progress for 150 s and
+ * allows 150 s per GiB to complete (its completionTimeoutPerGiB); both off by default there for auto-converge and
+ * post-copy, as here. Live is the default mode: the VM keeps running and the switchover costs the downtime only.
+ */
+export const MIGRATION_DEFAULTS: MigrationSpec = {
+  mode: "live",
+  bandwidthMiBs: 0,
+  maxDowntimeMs: 300,
+  autoConverge: false,
+  postcopy: false,
+  progressTimeoutSeconds: 150,
+  completionSecondsPerGiB: 150,
+  healthTimeoutSeconds: 120,
+};
 
 export interface ReadinessSpec {
   /** Private key used for the readiness SSH login (must match one of the VM's keys). */
@@ -74,6 +125,7 @@ const MAC_RE = /^52:54:00(:[0-9a-f]{2}){3}$/;
 const KEY_RE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$/;
 const VOLUME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const CIDR_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const URI_RE = /^(qemu|test)(\+(unix|ssh|tcp|tls))?:\/\/[^\s]*$/;
 const IP_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 export class SpecError extends Error {
@@ -105,7 +157,7 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
         continue;
       }
       const uri = str(h.uri);
-      if (!uri || !/^(qemu|test)(\+(unix|ssh|tcp|tls))?:\/\/[^\s]*$/.test(uri) || uri.startsWith("-"))
+      if (!uri || !URI_RE.test(uri))
         p.push(`${at}.uri: a libvirt URI like qemu+ssh://root@hv1/system is required`);
       const pool = str(h.pool) ?? "default";
       const network = str(h.network) ?? "default";
@@ -115,7 +167,11 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
       if (domainType !== "kvm" && domainType !== "qemu") p.push(`${at}.domainType: must be "kvm" or "qemu"`);
       const guestNetns = str(h.guestNetns);
       if (guestNetns !== undefined && !NAME_RE.test(guestNetns)) p.push(`${at}.guestNetns: must match ${NAME_RE.source}`);
-      hosts[name] = { name, uri: uri ?? "", pool, network, domainType, guestNetns };
+      const migrationUri = str(h.migrationUri);
+      if (migrationUri !== undefined && !URI_RE.test(migrationUri)) p.push(`${at}.migrationUri: a libvirt URI like qemu+tls://hv2/system`);
+      const sharedPool = str(h.sharedPool);
+      if (sharedPool !== undefined && !VOLUME_RE.test(sharedPool)) p.push(`${at}.sharedPool: ${JSON.stringify(sharedPool)} is not a valid pool name`);
+      hosts[name] = { name, uri: uri ?? "", pool, network, domainType, guestNetns, migrationUri, sharedPool };
     }
 
   const img = isObj(raw.image) ? raw.image : {};
@@ -186,7 +242,12 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
         for (const d of address.dns ?? []) if (!validIp(d)) p.push(`${where}.address.dns: ${JSON.stringify(d)} is not an IPv4 address`);
       }
       const extraUserData = str(v.extraUserData);
-      vms.push({ name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address });
+      const storage = (str(v.storage) ?? "local") as VmSpec["storage"];
+      if (storage !== "local" && storage !== "shared") p.push(`${where}.storage: "local" or "shared"`);
+      if (storage === "shared" && hosts[host] && !hosts[host].sharedPool)
+        p.push(`${where}.storage: "shared" needs hosts.${host}.sharedPool`);
+      const migration = parseMigration(v.migration, `${where}.migration`, p);
+      vms.push({ name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration });
     });
 
   for (const [what, key] of [["name", (v: VmSpec) => v.name], ["mac", (v: VmSpec) => v.mac],
@@ -203,6 +264,49 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
   return { hosts, image, vms, readiness };
 }
 
+function parseMigration(raw: unknown, at: string, p: string[]): MigrationSpec {
+  if (raw === undefined) return { ...MIGRATION_DEFAULTS };
+  if (!isObj(raw)) {
+    p.push(`${at}: must be an object`);
+    return { ...MIGRATION_DEFAULTS };
+  }
+  const known = new Set([...Object.keys(MIGRATION_DEFAULTS), "httpCheck"]);
+  for (const k of Object.keys(raw)) if (!known.has(k)) p.push(`${at}.${k}: unknown option (known: ${[...known].join(", ")})`);
+  const d = MIGRATION_DEFAULTS;
+  const m: MigrationSpec = {
+    mode: (str(raw.mode) ?? d.mode) as MigrationMode,
+    bandwidthMiBs: num(raw.bandwidthMiBs) ?? d.bandwidthMiBs,
+    maxDowntimeMs: num(raw.maxDowntimeMs) ?? d.maxDowntimeMs,
+    autoConverge: bool(raw.autoConverge) ?? d.autoConverge,
+    postcopy: bool(raw.postcopy) ?? d.postcopy,
+    progressTimeoutSeconds: num(raw.progressTimeoutSeconds) ?? d.progressTimeoutSeconds,
+    completionSecondsPerGiB: num(raw.completionSecondsPerGiB) ?? d.completionSecondsPerGiB,
+    healthTimeoutSeconds: num(raw.healthTimeoutSeconds) ?? d.healthTimeoutSeconds,
+  };
+  if (!["live", "paused", "offline"].includes(m.mode)) p.push(`${at}.mode: "live", "paused" or "offline"`);
+  const ints: [keyof MigrationSpec, number, number][] = [["bandwidthMiBs", 0, 1 << 20], ["maxDowntimeMs", 1, 600_000],
+    ["progressTimeoutSeconds", 5, 86_400], ["completionSecondsPerGiB", 5, 86_400], ["healthTimeoutSeconds", 5, 3600]];
+  for (const [k, lo, hi] of ints) {
+    const x = m[k] as number;
+    if (!Number.isInteger(x) || x < lo || x > hi) p.push(`${at}.${k}: an integer ${lo}..${hi}`);
+  }
+  for (const k of ["autoConverge", "postcopy"] as const)
+    if (raw[k] !== undefined && bool(raw[k]) === undefined) p.push(`${at}.${k}: true or false`);
+  if (m.postcopy && m.mode !== "live") p.push(`${at}.postcopy: only with mode "live"`);
+  if (raw.httpCheck !== undefined) {
+    const h = isObj(raw.httpCheck) ? raw.httpCheck : {};
+    const port = num(h.port) ?? 80;
+    const path = str(h.path) ?? "/";
+    if (!Number.isInteger(port) || port < 1 || port > 65535) p.push(`${at}.httpCheck.port: 1..65535`);
+    if (!/^\/[A-Za-z0-9._~\/-]{0,200}$/.test(path)) p.push(`${at}.httpCheck.path: an absolute URL path of [A-Za-z0-9._~/-]`);
+    m.httpCheck = { port, path };
+  }
+  return m;
+}
+
+function bool(v: unknown): boolean | undefined {
+  return typeof v === "boolean" ? v : v === "true" ? true : v === "false" ? false : undefined;
+}
 function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import * as path from "node:path";
 import { run } from "../host/runner";
 import { Virsh, lines } from "../host/virsh";
-import { GUEST_NET, HOSTS, LabHost, MIG_NET, SHARED_DIR, runDir, socketPath, stateDir, uri } from "./layout";
+import { GUEST_NET, HOSTS, LabHost, MIG_NET, PROJECT_ROOT, SHARED_DIR, runDir, socketPath, stateDir, uri } from "./layout";
 
 const T = { timeoutMs: 30_000 };
 const ip = (args: string[]) => run("ip", args, T);
@@ -75,7 +75,7 @@ async function hostUp(h: LabHost): Promise<void> {
     await rm(runDir(h), { recursive: true, force: true });
     await mkdir(runDir(h), { recursive: true });
     await run("ip", ["netns", "exec", h.netns, "unshare", "--mount", "--uts", "--propagation", "private", "--",
-      path.join(__dirname, "..", "..", "lab", "host-init.sh"), h.name, stateDir(h), runDir(h), SHARED_DIR], { timeoutMs: 60_000 });
+      path.join(PROJECT_ROOT, "lab", "host-init.sh"), h.name, stateDir(h), runDir(h), SHARED_DIR], { timeoutMs: 60_000 });
     await waitFor(() => existsSync(socketPath(h)), 60_000, `${h.name}: libvirtd socket`);
   }
   const v = new Virsh(uri(h));

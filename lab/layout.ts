@@ -1,5 +1,14 @@
 // Where the lab lives and what its hosts look like. Product code never imports lab/; tests and scripts do.
+import { existsSync } from "node:fs";
 import * as path from "node:path";
+
+/** The checkout's root, whether this runs compiled (dist/lab) or from source under ts-jest (lab/). */
+export const PROJECT_ROOT = (() => {
+  for (let d = __dirname; ; d = path.dirname(d)) {
+    if (existsSync(path.join(d, "package.json")) && existsSync(path.join(d, "lab", "host-init.sh"))) return d;
+    if (path.dirname(d) === d) throw new Error(`vm-infra: no checkout above ${__dirname}`);
+  }
+})();
 
 export const LAB_DIR = process.env.VM_INFRA_LAB_DIR ?? "/var/tmp/vm-infra-lab";
 export const RUN_DIR = process.env.VM_INFRA_LAB_RUN ?? "/run/vm-infra-lab";

@@ -1,12 +1,12 @@
 import YAML from "yaml";
 import { cloudInitDocs, instanceId } from "../../cloud-init/documents";
 import { domainXml, parseDomainXml, parseDomifaddr } from "../../libvirt/domain";
-import { macFor, VmSpec } from "../../config/spec";
+import { MIGRATION_DEFAULTS, macFor, VmSpec } from "../../config/spec";
 
 const vm: VmSpec = {
   name: "web-1", host: "hv-a", vcpus: 2, memoryMiB: 2048, diskGiB: 8, user: "ops",
   sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab"],
-  packages: ["htop"], mac: macFor("web-1"),
+  packages: ["htop"], mac: macFor("web-1"), storage: "local", migration: MIGRATION_DEFAULTS,
 };
 
 test("cloud-init documents (snapshot) and a stable instance-id", () => {
