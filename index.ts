@@ -2,7 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
-import { parseSpec, SpecError } from "./config/spec";
+import { parseSpec, SpecError, VmSpec } from "./config/spec";
 import { validatePublicKey } from "./host/ssh";
 import { BaseImage } from "./components/BaseImage";
 import { Vm } from "./components/Vm";
@@ -27,17 +27,25 @@ export = async () => {
   if (spec.image.source && !existsSync(spec.image.source)) problems.push(`image.source: ${spec.image.source} does not exist`);
   if (problems.length > 0) throw new SpecError(problems);
 
+  // one base image per host pool a VM uses; a shared pool gets one, uploaded through the first host (by name) that
+  // shares it, so moving VMs never replaces (and deletes) the image under the others
   const images: Record<string, BaseImage> = {};
-  for (const hostName of new Set(spec.vms.map((v) => v.host))) {
-    images[hostName] = new BaseImage(`base-${hostName}`, { host: spec.hosts[hostName], image: spec.image });
-  }
+  const imageFor = (vm: VmSpec): BaseImage => {
+    const host = spec.hosts[vm.host];
+    const shared = vm.storage === "shared" ? host.sharedPool : undefined;
+    const owner = shared ? Object.values(spec.hosts).filter((h) => h.sharedPool === shared).map((h) => h.name).sort()[0] : host.name;
+    const key = shared ? `shared-${shared}` : host.name;
+    images[key] ??= new BaseImage(`base-${key}`, { host: { ...spec.hosts[owner], pool: shared ?? host.pool }, image: spec.image });
+    return images[key];
+  };
   const vms: Record<string, pulumi.Output<unknown>> = {};
   for (const vm of spec.vms) {
     const c = new Vm(vm.name, {
-      vm, host: spec.hosts[vm.host], image: spec.image, baseImage: images[vm.host], readiness: spec.readiness,
+      vm, host: spec.hosts[vm.host], hosts: spec.hosts, image: spec.image, baseImage: imageFor(vm), readiness: spec.readiness,
       isoDir: path.join(__dirname, "..", ".vm-infra", "iso"), // compiled to dist/index.js
     });
-    vms[vm.name] = pulumi.output({ address: c.address, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand });
+    vms[vm.name] = pulumi.output({ address: c.address, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
+      lastMigration: c.lastMigration });
   }
   return { vms };
 };

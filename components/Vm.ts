@@ -9,8 +9,10 @@ import { BaseImage } from "./BaseImage";
 export interface VmArgs {
   /** The validated VM description (config/spec.ts). */
   readonly vm: VmSpec;
-  /** The host the VM runs on; changing it is a move of the whole placement unit. */
+  /** The host the VM runs on; changing it is a move of the whole placement unit (a migration). */
   readonly host: HostSpec;
+  /** All configured hosts: where a refresh looks for a VM moved outside vm-infra. */
+  readonly hosts: Record<string, HostSpec>;
   readonly image: ImageSpec;
   /** The base image on that host; the overlay is created only after it is there. */
   readonly baseImage: BaseImage;
@@ -23,8 +25,12 @@ class Placement extends pulumi.dynamic.Resource {
   declare readonly diskPath: pulumi.Output<string>;
   declare readonly isoVolume: pulumi.Output<string>;
   declare readonly hostName: pulumi.Output<string>;
+  declare readonly lastMigration: pulumi.Output<unknown>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    super(shim("providers/vmPlacement"), name, { overlayVolume: undefined, isoVolume: undefined, diskPath: undefined, isoPath: undefined, ...props }, opts);
+    super(shim("providers/vmPlacement"), name, {
+      overlayVolume: undefined, isoVolume: undefined, diskPath: undefined, isoPath: undefined, uuid: undefined, lastMigration: undefined,
+      leftovers: undefined, ...props,
+    }, opts);
   }
 }
 
@@ -46,6 +52,8 @@ export class Vm extends pulumi.ComponentResource {
   readonly mac: string;
   readonly instanceId: string;
   readonly sshCommand: pulumi.Output<string>;
+  /** The record of the last move (mode, from, to, duration, downtime, bytes, health, rollback), if any. */
+  readonly lastMigration: pulumi.Output<unknown>;
 
   constructor(name: string, args: VmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vm-infra:index:Vm", name, {}, opts);
@@ -70,11 +78,12 @@ export class Vm extends pulumi.ComponentResource {
       triggers: [docs.hash],
     }, { parent: this });
 
+    const poolOn = (h: HostSpec) => (vm.storage === "shared" ? h.sharedPool ?? h.pool : h.pool);
     const placement = new Placement(`${name}-placement`, {
       name: vm.name,
       hostName: host.name,
       uri: host.uri,
-      pool: host.pool,
+      pool: poolOn(host),
       network: host.network,
       domainType: host.domainType,
       vcpus: vm.vcpus,
@@ -88,6 +97,14 @@ export class Vm extends pulumi.ComponentResource {
       kernel: image.kernel,
       initrd: image.initrd,
       cmdline: image.cmdline,
+      storage: vm.storage,
+      migration: vm.migration,
+      migrationUri: host.migrationUri,
+      guestNetns: host.guestNetns,
+      user: vm.user,
+      privateKeyPath: readiness.privateKeyPath,
+      staticAddress: vm.address?.cidr.split("/")[0],
+      knownHosts: Object.fromEntries(Object.values(args.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
     }, { parent: this, dependsOn: [iso, args.baseImage] });
 
     const ready = new Ready(`${name}-ready`, {
@@ -108,6 +125,8 @@ export class Vm extends pulumi.ComponentResource {
     this.instanceId = instanceId(vm);
     const prefix = host.guestNetns ? `ip netns exec ${host.guestNetns} ` : "";
     this.sshCommand = pulumi.interpolate`${prefix}ssh -i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
-    this.registerOutputs({ address: this.address, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand });
+    this.lastMigration = placement.lastMigration;
+    this.registerOutputs({ address: this.address, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand,
+      lastMigration: this.lastMigration });
   }
 }

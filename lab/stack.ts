@@ -7,7 +7,7 @@ import YAML from "yaml";
 import { run } from "../host/runner";
 import { ensureImage, Image, imageKey } from "./image";
 import { labUp } from "./hosts";
-import { HOSTS, LAB_DIR, uri } from "./layout";
+import { HOSTS, LAB_DIR, migrationUri, uri } from "./layout";
 
 export const KEY_PATH = path.join(LAB_DIR, "keys", "id_ed25519");
 
@@ -27,7 +27,10 @@ export async function ensureLab(): Promise<{ image: Image; publicKey: string }> 
 
 export function labHostsConfig(): Record<string, unknown> {
   return Object.fromEntries(
-    HOSTS.map((h) => [h.name, { uri: uri(h), pool: "default", network: "lab", domainType: "qemu", guestNetns: h.netns }]),
+    HOSTS.map((h) => [h.name, {
+      uri: uri(h), pool: "default", network: "lab", domainType: "qemu", guestNetns: h.netns,
+      migrationUri: migrationUri(h), sharedPool: "shared",
+    }]),
   );
 }
 
