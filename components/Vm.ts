@@ -26,6 +26,7 @@ class Placement extends pulumi.dynamic.Resource {
   declare readonly isoVolume: pulumi.Output<string>;
   declare readonly hostName: pulumi.Output<string>;
   declare readonly lastMigration: pulumi.Output<unknown>;
+  declare readonly uuid: pulumi.Output<string>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     super(shim("providers/vmPlacement"), name, {
       overlayVolume: undefined, isoVolume: undefined, diskPath: undefined, isoPath: undefined, uuid: undefined, lastMigration: undefined,
@@ -116,7 +117,8 @@ export class Vm extends pulumi.ComponentResource {
       netns: host.guestNetns,
       staticAddress: vm.address?.cidr.split("/")[0],
       timeoutSeconds: readiness.timeoutSeconds,
-      generation: pulumi.interpolate`${placement.hostName}/${placement.isoVolume}/${vm.memoryMiB}/${vm.vcpus}`,
+      // a move, a new seed, a redefine or a re-creation (new UUID) means the guest must be checked again
+      generation: pulumi.interpolate`${placement.hostName}/${placement.isoVolume}/${placement.uuid}/${vm.memoryMiB}/${vm.vcpus}`,
     }, { parent: this, dependsOn: [placement] });
 
     this.address = ready.address;

@@ -298,7 +298,7 @@ function parseMigration(raw: unknown, at: string, p: string[]): MigrationSpec {
     const port = num(h.port) ?? 80;
     const path = str(h.path) ?? "/";
     if (!Number.isInteger(port) || port < 1 || port > 65535) p.push(`${at}.httpCheck.port: 1..65535`);
-    if (!/^\/[A-Za-z0-9._~\/-]{0,200}$/.test(path)) p.push(`${at}.httpCheck.path: an absolute URL path of [A-Za-z0-9._~/-]`);
+    if (!/^\/[A-Za-z0-9._~/-]{0,200}$/.test(path)) p.push(`${at}.httpCheck.path: an absolute URL path of [A-Za-z0-9._~/-]`);
     m.httpCheck = { port, path };
   }
   return m;

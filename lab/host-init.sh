@@ -14,6 +14,9 @@ mount --bind "$state/log" /var/log/libvirt
 mount --bind "$state/cache" /var/cache/libvirt
 mount --bind "$run" /run/libvirt
 mount --bind "$shared" /var/lib/vm-infra-shared
+# a deliberately small pool (200 MiB tmpfs: the base image fits, a copied VM does not): the lab's "target pool full" fault
+mkdir -p /var/lib/vm-infra-small
+mount -t tmpfs -o size=200m,mode=0711 vmi-small /var/lib/vm-infra-small
 mount --bind "$state/resolv.conf" /etc/resolv.conf
 mount --bind "$state/hosts" /etc/hosts
 exec libvirtd --daemon --listen --pid-file /run/libvirt/libvirtd.pid

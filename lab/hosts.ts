@@ -85,7 +85,7 @@ async function hostUp(h: LabHost): Promise<void> {
   const active = lines(await v.exec(["net-list", "--name"]));
   if (!active.includes("lab")) await v.exec(["net-start", "lab"]);
   const pools = lines(await v.exec(["pool-list", "--all", "--name"]));
-  for (const [name, dir] of [["default", "/var/lib/libvirt/images"], ["shared", "/var/lib/vm-infra-shared"]]) {
+  for (const [name, dir] of [["default", "/var/lib/libvirt/images"], ["shared", "/var/lib/vm-infra-shared"], ["small", "/var/lib/vm-infra-small"]]) {
     if (!pools.includes(name)) {
       await v.withXml(poolXml(name, dir), (f) => ["pool-define", f]);
       await v.exec(["pool-autostart", name]);

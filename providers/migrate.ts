@@ -229,15 +229,15 @@ export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: 
         downtimeSet = true;
         await src.exec(["migrate-setmaxdowntime", "--", r.name, String(m.maxDowntimeMs)], 10_000).catch((e: unknown) => log(`${r.name}: could not set max downtime: ${msg(e)}`));
       }
-      const remaining = (info.remainingBytes ?? 0) + (info.fileRemainingBytes ?? 0);
+      const remaining = info.remainingBytes ?? Number.POSITIVE_INFINITY; // "Data" counts memory and copied disk
       if (remaining < best) {
         best = remaining;
         bestAt = Date.now();
       }
-      if (Date.now() - lastLog >= 2000) {
+      if (Date.now() - lastLog >= 2000 && info.totalBytes && info.remainingBytes !== undefined) {
         lastLog = Date.now();
-        const pct = info.totalBytes ? Math.min(100, Math.round((100 * (info.processedBytes ?? 0)) / info.totalBytes)) : undefined;
-        log(`${r.name}: migrating ${r.from.hostName} -> ${r.to.hostName}: ${pct ?? "?"}%, ${mib(info.processedBytes)} sent, ${mib(remaining)} remaining, ${Math.round((Date.now() - t0) / 1000)} s`);
+        const pct = Math.max(0, Math.min(100, Math.round(100 * (1 - info.remainingBytes / info.totalBytes))));
+        log(`${r.name}: migrating ${r.from.hostName} -> ${r.to.hostName}: ${pct}%, ${mib(info.processedBytes)} sent, ${mib(info.remainingBytes)} remaining, ${Math.round((Date.now() - t0) / 1000)} s`);
       }
     }
     const now = Date.now();
@@ -406,7 +406,6 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
         await T.withXml(domainXml({ ...r, ...paths, uuid }), (f) => ["define", "--file", f]);
         if (sourceState !== "shut off") await T.exec(["start", "--", r.name]);
       });
-      rec.downtimeMs = Date.now() - tSwitch;
     } else {
       if (r.migration.mode === "paused" && sourceState === "running") {
         await attempt("suspend source", () => S.exec(["suspend", "--", r.name]));
@@ -426,10 +425,11 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
         else await transfer(S, call(), r, log);
       });
       const stats = parseJobInfo(await T.exec(["domjobinfo", "--completed", "--", r.name]).catch(() => ""));
-      rec.downtimeMs = stats.downtimeMs;
+      rec.downtimeMs = stats.downtimeMs; // libvirt's figure for the switchover
       rec.bytesMoved = (rec.bytesMoved ?? 0) + (stats.processedBytes ?? 0);
       if (paused || (await T.domainState(r.name)) === "paused") {
         if (sourceState === "running") await attempt("resume on target", () => T.exec(["resume", "--", r.name]));
+        if (paused) rec.downtimeMs = Date.now() - tSwitch; // suspended from before the transfer until now
       }
       if (r.storage === "copy") paths.diskPath = await T.volumePath(r.to.pool, r.overlayVolume);
     }
@@ -439,6 +439,8 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
       const bad = rec.health.find((h) => !h.ok);
       if (bad) throw new StepError("health check", `${bad.check}: ${bad.detail}`);
     }
+    // offline: the guest was unavailable from its shutdown until the checks (agent, SSH) pass on the target
+    if (offline) rec.downtimeMs = Date.now() - tSwitch;
 
     // only now is the source's copy no longer needed
     await attempt("clean up source", async () => {

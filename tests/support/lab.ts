@@ -1,0 +1,63 @@
+// What the end-to-end tests look at on the lab: every domain and volume on every host, where a VM runs, SSH into a
+// guest from the netns of the host it runs on, and the lab host's libvirtd process.
+import { existsSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import { run, RunResult } from "../../host/runner";
+import { sshArgv } from "../../host/ssh";
+import { Virsh } from "../../host/virsh";
+import { HOSTS, LabHost, runDir, uri } from "../../lab/layout";
+import { KEY_PATH } from "../../lab/stack";
+
+export const virsh = (host: string) => new Virsh(uri(labHost(host)));
+
+export function labHost(name: string): LabHost {
+  const h = HOSTS.find((x) => x.name === name);
+  if (!h) throw new Error(`no lab host ${name}`);
+  return h;
+}
+
+/** "host:domain:name (state)" and "host:pool:volume" for every host and pool. */
+export async function inventory(pools = ["default", "shared", "small"]): Promise<string[]> {
+  const all: string[] = [];
+  for (const h of HOSTS) {
+    const v = new Virsh(uri(h));
+    for (const d of await v.listDomains()) all.push(`${h.name}:domain:${d}`);
+    for (const p of pools) {
+      await v.exec(["pool-refresh", "--", p]).catch(() => undefined);
+      for (const vol of await v.listVolumes(p).catch(() => [] as string[])) all.push(`${h.name}:${p}:${vol}`);
+    }
+  }
+  return all.sort();
+}
+
+/** Hosts on which a domain of this name exists, with its state. */
+export async function whereIs(name: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const h of HOSTS) {
+    const s = await new Virsh(uri(h)).domainState(name);
+    if (s !== undefined) out[h.name] = s;
+  }
+  return out;
+}
+
+/** SSH as `user` from the netns of `host`; `remote` must be constant text (the guest's shell reads it). */
+export async function guestSsh(user: string, address: string, host: string, remote: string[], input?: string, timeoutMs = 60_000): Promise<RunResult> {
+  const [file, ...args] = sshArgv({ user, address, privateKeyPath: KEY_PATH, netns: labHost(host).netns }, remote);
+  return run(file, args, { timeoutMs, input });
+}
+
+export function libvirtdPid(host: string): number | undefined {
+  const f = path.join(runDir(labHost(host)), "libvirtd.pid");
+  return existsSync(f) ? Number(readFileSync(f, "utf8").trim()) : undefined;
+}
+
+/** Polls the source's job until a migration is under way (or the deadline passes). */
+export async function waitForJob(host: string, name: string, timeoutMs = 120_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const out = await virsh(host).exec(["domjobinfo", "--", name]).catch(() => "");
+    if (/Job type:\s+Unbounded/.test(out) && /Data remaining/.test(out)) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
