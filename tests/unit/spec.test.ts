@@ -1,4 +1,4 @@
-import { macFor, parseSpec, SpecError } from "../../config/spec";
+import { MIGRATION_DEFAULTS, macFor, parseSpec, SpecError } from "../../config/spec";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab";
 const base = () => ({
@@ -22,8 +22,10 @@ test("a valid config gets documented defaults", () => {
   const s = parseSpec(base());
   expect(s.vms[0]).toEqual({
     name: "web-1", host: "hv-a", vcpus: 1, memoryMiB: 1024, diskGiB: 4, user: "debian", sshKeys: [KEY], packages: [],
-    extraUserData: undefined, mac: macFor("web-1"), address: undefined,
+    extraUserData: undefined, mac: macFor("web-1"), address: undefined, storage: "local", migration: MIGRATION_DEFAULTS,
   });
+  // the anchors the README states: QEMU's 300 ms max downtime, KubeVirt's 150 s per GiB and 150 s without progress
+  expect(MIGRATION_DEFAULTS).toMatchObject({ mode: "live", maxDowntimeMs: 300, completionSecondsPerGiB: 150, progressTimeoutSeconds: 150, postcopy: false });
   expect(s.hosts["hv-a"].pool).toBe("default");
   expect(s.readiness.timeoutSeconds).toBe(600);
   expect(macFor("web-1")).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
@@ -73,4 +75,29 @@ test.each([
   const raw = base();
   mutate(raw);
   expect(problems(raw).join("\n")).toContain(expected);
+});
+
+test.each([
+  [{ mode: "teleport" }, /migration.mode: "live", "paused" or "offline"/],
+  [{ bandwidthMiBs: -1 }, /migration.bandwidthMiBs: an integer 0\.\./],
+  [{ maxDowntimeMs: 0 }, /migration.maxDowntimeMs/],
+  [{ postcopy: "yes" }, /migration.postcopy: true or false/],
+  [{ mode: "offline", postcopy: true }, /postcopy: only with mode "live"/],
+  [{ httpCheck: { port: 70000 } }, /httpCheck.port: 1..65535/],
+  [{ httpCheck: { port: 80, path: "/$(reboot)" } }, /httpCheck.path/],
+  [{ speed: 3 }, /migration.speed: unknown option/],
+  ["fast", /migration: must be an object/],
+])("migration option %j is rejected before anything runs", (migration, rule) => {
+  const raw = base();
+  (raw.vms[0] as Record<string, unknown>).migration = migration;
+  expect(problems(raw).join("\n")).toMatch(rule);
+});
+
+test("shared storage needs a sharedPool on the VM's host; hosts validate migrationUri", () => {
+  const raw = base();
+  (raw.vms[0] as Record<string, unknown>).storage = "shared";
+  (raw.hosts["hv-a"] as Record<string, unknown>).migrationUri = "http://evil";
+  const p = problems(raw).join("\n");
+  expect(p).toMatch(/storage: "shared" needs hosts.hv-a.sharedPool/);
+  expect(p).toMatch(/migrationUri: a libvirt URI/);
 });

@@ -1,0 +1,201 @@
+// Pure migration logic and the migration steps against a recording fake runner (exact argv, canned virsh answers).
+// The real behaviour is proven in tests/e2e/migration.test.ts; these pin the argv and the decisions.
+import { MIGRATION_DEFAULTS, MigrationSpec } from "../../config/spec";
+import { CommandError, Runner } from "../../host/runner";
+import { Virsh } from "../../host/virsh";
+import { completionTimeoutMs, migrateArgs, parseJobInfo, parseQuantity, planLine, rewriteDiskPaths } from "../../libvirt/migration";
+import { MoveRequest, preChecks, rollback } from "../../providers/migrate";
+import { checkMove, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
+
+const mig = (o: Partial<MigrationSpec> = {}): MigrationSpec => ({ ...MIGRATION_DEFAULTS, ...o });
+
+test("virsh migrate argv for each mode and storage", () => {
+  const base = { name: "web-1", destUri: "qemu+tcp://10.0.0.2/system", p2p: true };
+  expect(migrateArgs({ ...base, storage: "copy", migration: mig() })).toEqual([
+    "migrate", "--persistent", "--undefinesource", "--abort-on-error", "--live", "--p2p", "--copy-storage-inc", "--migrate-disks", "vda",
+    "--", "web-1", "qemu+tcp://10.0.0.2/system",
+  ]);
+  expect(migrateArgs({ ...base, storage: "shared", migration: mig({ mode: "paused", bandwidthMiBs: 50 }) })).toEqual([
+    "migrate", "--persistent", "--undefinesource", "--abort-on-error", "--p2p", "--unsafe", "--bandwidth", "50", "--", "web-1", "qemu+tcp://10.0.0.2/system",
+  ]);
+  const live = migrateArgs({ ...base, p2p: false, storage: "shared", migration: mig({ autoConverge: true, postcopy: true }), xmlFile: "/tmp/x/dom.xml" });
+  expect(live).toEqual([
+    "migrate", "--persistent", "--undefinesource", "--abort-on-error", "--live", "--unsafe", "--auto-converge", "--postcopy",
+    "--postcopy-after-precopy", "--xml", "/tmp/x/dom.xml", "--persistent-xml", "/tmp/x/dom.xml", "--", "web-1", "qemu+tcp://10.0.0.2/system",
+  ]);
+  // a hostile-looking name is still one argv element after "--"
+  expect(migrateArgs({ ...base, name: "--help", storage: "shared", migration: mig() }).slice(-3)).toEqual(["--", "--help", base.destUri]);
+});
+
+test("plan line and completion deadline (150 s per GiB of RAM, plus disk when copied)", () => {
+  const shape = { name: "web-1", fromHost: "hv-a", toHost: "hv-b", storage: "copy" as const, migration: mig(), memoryMiB: 2048, diskGiB: 10 };
+  expect(planLine(shape)).toBe("web-1: migrate live hv-a -> hv-b: 2048 MiB memory, overlay copied (at most 10 GiB)");
+  expect(planLine({ ...shape, storage: "shared", migration: mig({ mode: "offline" }) })).toBe(
+    "web-1: migrate offline hv-a -> hv-b: no memory (shut down first), disk stays on shared storage");
+  expect(completionTimeoutMs(shape)).toBe(12 * 150_000);
+  expect(completionTimeoutMs({ ...shape, storage: "shared" })).toBe(2 * 150_000);
+});
+
+test("domjobinfo parsing", () => {
+  const out = `Job type:         Unbounded
+Operation:        Outgoing migration
+Time elapsed:     3578         ms
+Data processed:   91.985 MiB
+Data remaining:   969.754 MiB
+Data total:       1.047 GiB
+File remaining:   0.000 B
+Expected downtime: 300          ms`;
+  expect(parseJobInfo(out)).toEqual({
+    active: true, elapsedMs: 3578, processedBytes: Math.round(91.985 * 1024 ** 2), remainingBytes: Math.round(969.754 * 1024 ** 2),
+    totalBytes: Math.round(1.047 * 1024 ** 3), downtimeMs: undefined, fileRemainingBytes: 0,
+  });
+  expect(parseJobInfo("Job type:         None        \n").active).toBe(false);
+  expect(parseJobInfo("Job type: Completed\nTotal downtime:   183          ms\n").downtimeMs).toBe(183);
+  expect(parseQuantity("12 furlongs")).toBeUndefined();
+});
+
+test("disk paths are rewritten exactly, and only in file attributes", () => {
+  const xml = `<disk><source file='/a/web-1.qcow2'/></disk><disk><source file="/a/web-1.qcow2.bak"/></disk><name>/a/web-1.qcow2</name>`;
+  expect(rewriteDiskPaths(xml, { "/a/web-1.qcow2": "/b/web-1.qcow2" })).toBe(
+    `<disk><source file='/b/web-1.qcow2'/></disk><disk><source file="/a/web-1.qcow2.bak"/></disk><name>/a/web-1.qcow2</name>`);
+});
+
+const inputs = (o: Partial<PlacementInputs> = {}): PlacementInputs => ({
+  name: "web-1", hostName: "hv-a", uri: "qemu:///a", pool: "default", network: "lab", domainType: "qemu", vcpus: 1, memoryMiB: 1024,
+  diskGiB: 4, baseVolume: "base.qcow2", mac: "52:54:00:00:00:01", isoFile: "/iso/x.iso", isoHash: "ab".repeat(32), storage: "local",
+  migration: mig(), user: "ops", privateKeyPath: "/k", knownHosts: {}, ...o,
+});
+
+test("a host change (even with a new pool name) is an update, never a replacement; a pool change on one host replaces", () => {
+  const moved = placementDiff(inputs(), inputs({ hostName: "hv-b", uri: "qemu:///b", pool: "images" }));
+  expect(moved.changes).toBe(true);
+  expect(moved.replaces).toEqual([]);
+  expect(placementDiff(inputs(), inputs({ pool: "images" })).replaces).toEqual(["pool"]);
+  expect(placementDiff(inputs(), inputs({ migration: mig({ bandwidthMiBs: 10 }) }))).toMatchObject({ changes: true, replaces: [] });
+  expect(placementDiff(inputs(), inputs()).changes).toBe(false);
+});
+
+test("moving and redefining in one update is refused at check time", () => {
+  expect(checkMove(inputs(), inputs({ hostName: "hv-b", uri: "qemu:///b" }))).toEqual([]);
+  const f = checkMove(inputs(), inputs({ hostName: "hv-b", uri: "qemu:///b", memoryMiB: 2048 }));
+  expect(f[0].reason).toMatch(/moving to hv-b and changing memoryMiB in one update is refused/);
+  expect(checkMove({}, inputs())).toEqual([]); // create
+});
+
+// ------------------------------------------------------------------------------------------- fake-runner steps
+
+type Answer = string | Error;
+function fakeHost(answers: (args: string[]) => Answer | undefined, log: string[][]): Runner {
+  return async (file, args) => {
+    const a = [...args];
+    log.push([file, ...a]);
+    const rest = a.slice(3); // -q -c <uri>
+    const r = answers(rest);
+    if (r instanceof Error) throw r;
+    if (r === undefined) throw new CommandError([file, ...a], 1, null, false, `error: unexpected call ${rest.join(" ")}`, "");
+    return { stdout: r, stderr: "", exitCode: 0 };
+  };
+}
+const notFound = (what: string) => new CommandError(["virsh"], 1, null, false, `error: failed to get domain '${what}'`, "");
+const volNotFound = () => new CommandError(["virsh"], 1, null, false, "error: Storage volume not found: no storage vol with matching path", "");
+
+const req = (o: Partial<MoveRequest> = {}): MoveRequest => ({
+  name: "web-1", from: { hostName: "hv-a", uri: "qemu:///a", pool: "default" }, to: { hostName: "hv-b", uri: "qemu:///b", pool: "default" },
+  storage: "copy", migration: mig(), domainType: "qemu", vcpus: 1, memoryMiB: 1024, diskGiB: 4, network: "lab", mac: "52:54:00:00:00:01",
+  baseVolume: "base.qcow2", overlayVolume: "web-1.qcow2", isoVolume: "web-1-cidata-abababababababab.iso",
+  guest: { user: "ops", privateKeyPath: "/k" }, ...o,
+});
+
+const source = (a: string[]): Answer | undefined => {
+  if (a[0] === "domstate") return "running\n";
+  if (a[0] === "dumpxml") return "<domain><cpu mode='custom'><model>qemu64</model></cpu></domain>";
+  if (a[0] === "vol-info" && a.includes("web-1.qcow2")) return "Name: web-1.qcow2\nCapacity: 4294967296 bytes\nAllocation: 52428800 bytes\n";
+  if (a[0] === "vol-info") return "Name: iso\nCapacity: 374784 bytes\nAllocation: 374784 bytes\n";
+  return undefined;
+};
+const target = (availableBytes: number, freeKiB = 8_000_000) => (a: string[]): Answer | undefined => {
+  if (a[0] === "uri") return "qemu:///b\n";
+  if (a[0] === "domstate") return notFound("web-1");
+  if (a[0] === "hypervisor-cpu-compare") return "CPU described in f is identical to the CPU provided by hypervisor on the host\n";
+  if (a[0] === "nodememstats") return `total  : 16000000 KiB\nfree   : ${freeKiB} KiB\nbuffers: 0 KiB\ncached : 0 KiB\n`;
+  if (a[0] === "vol-info" && a.includes("base.qcow2")) return "Name: base.qcow2\n";
+  if (a[0] === "vol-info") return volNotFound();
+  if (a[0] === "pool-info") return `Name: default\nState: running\nAvailable: ${availableBytes}\n`;
+  return undefined;
+};
+
+test("pre-checks pass on a target with room, and run only read-only commands", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(source, log));
+  const T = new Virsh("qemu:///b", fakeHost(target(10 * 1024 ** 3), log));
+  await expect(preChecks(req(), S, T)).resolves.toEqual({ sourceState: "running" });
+  const verbs = log.map((l) => l[4]);
+  expect(verbs.every((v) => ["uri", "domstate", "dumpxml", "hypervisor-cpu-compare", "nodememstats", "vol-info", "pool-info"].includes(v))).toBe(true);
+});
+
+test("pre-checks name every problem: a full pool, too little memory, a name already taken", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(source, log));
+  const t = target(20 * 1024 ** 2, 100_000);
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "domstate" ? "shut off\n" : t(a)), log));
+  const err = await preChecks(req(), S, T).catch((e: Error) => e.message);
+  expect(err).toMatch(/a domain named web-1 already exists on hv-b/);
+  expect(err).toMatch(/memory: hv-b has 97 MiB free, the VM needs 1024 MiB/);
+  expect(err).toMatch(/room: pool default on hv-b has 20.0 MiB available, the copy needs 114.4 MiB/);
+});
+
+test("pre-checks: an unreachable target stops everything at the first question", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(source, log));
+  const T = new Virsh("qemu:///b", fakeHost(() => new CommandError(["virsh"], 1, null, false, "error: failed to connect to the hypervisor", ""), log));
+  await expect(preChecks(req(), S, T)).rejects.toThrow(/target hv-b is unreachable: .*failed to connect/);
+  expect(log.filter((l) => l[3] === "qemu:///a")).toEqual([]);
+});
+
+test("rollback after an aborted transfer: the target's copied volumes go, the paused source resumes", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost((a) => {
+    if (a[0] === "domstate") return log.some((l) => l[4] === "resume") ? "running\n" : "paused\n";
+    if (a[0] === "resume") return "";
+    return undefined;
+  }, log));
+  const T = new Virsh("qemu:///b", fakeHost((a) => {
+    if (a[0] === "domstate") return notFound("web-1");
+    if (a[0] === "vol-info") return "Name: x\n";
+    if (a[0] === "vol-delete") return "";
+    return undefined;
+  }, log));
+  const did: string[] = [];
+  const ok = await rollback(req(), S, T, { sourceState: "running", paused: true, stopped: false, offline: false, createdOnTarget: ["web-1.qcow2"] }, did, () => undefined);
+  expect(ok).toBe(true);
+  expect(did).toEqual(["deleted web-1.qcow2, web-1-cidata-abababababababab.iso on hv-b", "resumed on hv-a"]);
+  expect(log.filter((l) => l[4] === "vol-delete").map((l) => l.slice(3))).toEqual([
+    ["qemu:///b", "vol-delete", "--pool", "default", "--", "web-1.qcow2"],
+    ["qemu:///b", "vol-delete", "--pool", "default", "--", "web-1-cidata-abababababababab.iso"],
+  ]);
+});
+
+test("rollback after the switchover: the VM migrates back and nothing is left on the target", async () => {
+  const log: string[][] = [];
+  let back = false;
+  const S = new Virsh("qemu:///a", fakeHost((a) => {
+    if (a[0] === "domstate") return back ? "running\n" : notFound("web-1");
+    return undefined;
+  }, log));
+  const T = new Virsh("qemu:///b", fakeHost((a) => {
+    if (a[0] === "domstate") return back ? notFound("web-1") : "running\n";
+    if (a[0] === "migrate") {
+      back = true;
+      return "";
+    }
+    return undefined;
+  }, log));
+  const did: string[] = [];
+  const ok = await rollback(req({ storage: "shared", from: { hostName: "hv-a", uri: "qemu:///a", migrationUri: "qemu+tcp://10.0.0.1/system", pool: "shared" } }),
+    S, T, { sourceState: "running", paused: false, stopped: false, offline: false, createdOnTarget: [] }, did, () => undefined);
+  expect(ok).toBe(true);
+  expect(did).toEqual(["migrated back hv-b -> hv-a"]);
+  expect(log.find((l) => l[4] === "migrate")?.slice(3)).toEqual([
+    "qemu:///b", "migrate", "--persistent", "--undefinesource", "--abort-on-error", "--live", "--p2p", "--unsafe", "--", "web-1", "qemu+tcp://10.0.0.1/system",
+  ]);
+});
