@@ -83,7 +83,14 @@ async function hostUp(h: LabHost): Promise<void> {
   const nets = await v.exec(["net-list", "--all", "--name"]);
   if (!lines(nets).includes("lab")) await v.withXml(networkXml(h), (f) => ["net-define", f]);
   const active = lines(await v.exec(["net-list", "--name"]));
-  if (!active.includes("lab")) await v.exec(["net-start", "lab"]);
+  if (!active.includes("lab")) {
+    // a libvirtd restarted in a namespace that outlived its predecessor finds the old bridge (and dnsmasq) there
+    if (await linkExists(h.netns, GUEST_NET.bridge)) await ip(["-n", h.netns, "link", "del", GUEST_NET.bridge]);
+    for (const pid of lines((await ip(["netns", "pids", h.netns])).stdout).map(Number)) {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "dnsmasq") process.kill(pid, "SIGTERM");
+    }
+    await v.exec(["net-start", "lab"]);
+  }
   const pools = lines(await v.exec(["pool-list", "--all", "--name"]));
   for (const [name, dir] of [["default", "/var/lib/libvirt/images"], ["shared", "/var/lib/vm-infra-shared"], ["small", "/var/lib/vm-infra-small"]]) {
     if (!pools.includes(name)) {

@@ -132,6 +132,9 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
     if (/incompatible|error/i.test(out)) problems.push(`CPU: ${r.to.hostName} cannot run this guest's CPU (${out.trim().split("\n")[0]})`);
   }
 
+  const net = parseKeyValues(await T.exec(["net-info", "--", r.network]).catch((e: unknown) => `Active: no (${msg(e)})`));
+  if (net.Active !== "yes") problems.push(`network ${r.network} is not active on ${r.to.hostName}`);
+
   // memory
   const mem = parseKeyValues(await T.exec(["nodememstats"]));
   const kib = (k: string) => Number((mem[k] ?? "0").split(" ")[0]);
@@ -453,8 +456,14 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
   } catch (e) {
     rec.failedStep = e instanceof StepError ? e.step : "move";
     rec.error = msg(e);
-    log(`${r.name}: ${rec.failedStep} failed: ${rec.error.slice(0, 500)}; rolling back`);
-    const ok = await rollback(r, S, T, { sourceState, paused, stopped, offline, createdOnTarget }, rec.rollback, log);
+    let ok: boolean;
+    if (rec.failedStep === "pre-check") {
+      rec.rollback.push("nothing had changed"); // pre-checks only ask questions
+      ok = true;
+    } else {
+      log(`${r.name}: ${rec.failedStep} failed: ${rec.error.slice(0, 500)}; rolling back`);
+      ok = await rollback(r, S, T, { sourceState, paused, stopped, offline, createdOnTarget }, rec.rollback, log);
+    }
     rec.outcome = ok ? "rolled back" : "rollback failed";
     rec.durationMs = Date.now() - t0;
     throw new MigrationError(rec);

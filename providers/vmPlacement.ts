@@ -5,6 +5,7 @@
 // check/diff are pure (they run during preview, maybe with unknown values); create/update/delete go through
 // host/virsh.ts only. Registered with Pulumi through providers/shim.ts.
 import * as pulumi from "@pulumi/pulumi";
+import { writeSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Virsh, isNotFound } from "../host/virsh";
 import { domainXml, parseDomainXml } from "../libvirt/domain";
@@ -134,8 +135,11 @@ function outputsOf(i: PlacementInputs, paths: { diskPath: string; isoPath: strin
 }
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
-/** Lines a dynamic provider prints reach `pulumi up` / `preview` output as info diagnostics. */
-const say = (line: string) => console.log(line);
+/**
+ * Lines a dynamic provider prints reach `pulumi up` / `preview` output as info diagnostics. Written synchronously:
+ * stdout is a pipe, and an asynchronous write can still be queued when the engine shuts the provider down.
+ */
+const say = (line: string) => void writeSync(1, `${line}\n`);
 
 function moveRequest(olds: PlacementOutputs, news: PlacementInputs): MoveRequest {
   return {

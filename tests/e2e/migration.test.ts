@@ -4,12 +4,12 @@
 // through the live move. Then each fault: a failing health check, the target's libvirtd stopped, the target pool
 // full, the job aborted mid-way, the process killed mid-migration, and drift made outside vm-infra.
 import * as path from "node:path";
-import { CommandError, run } from "../../host/runner";
+import { run } from "../../host/runner";
 import { HOSTS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
-import { outputs, pulumi, up, urnName } from "../support/pulumiCli";
+import { outputs, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { guestSsh, inventory, libvirtdPid, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -47,7 +47,7 @@ async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Re
   const prev = place[name];
   place[name] = { host, migration };
   await configure();
-  const p = up(h).then(() => "", (e: unknown) => (e instanceof CommandError ? `${e.stdoutTail}\n${e.stderrTail}` : String(e)));
+  const p = upExpectingFailure(h);
   if (during) await during();
   const out = await p;
   place[name] = prev;

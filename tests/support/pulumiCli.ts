@@ -9,11 +9,18 @@ export interface StackHandle {
 
 const LONG = 30 * 60_000;
 
-export async function pulumi(h: StackHandle, args: string[], timeoutMs = LONG): Promise<RunResult> {
+export async function pulumi(h: StackHandle, args: string[], timeoutMs = LONG, okCodes = [0]): Promise<RunResult> {
   // common flags go before a "--" (after it everything is a positional value)
   const cut = args.indexOf("--") === -1 ? args.length : args.indexOf("--");
   const common = ["--cwd", h.dir, "--stack", h.stack, "--non-interactive"];
-  return run("pulumi", [...args.slice(0, cut), ...common, ...args.slice(cut)], { timeoutMs });
+  return run("pulumi", [...args.slice(0, cut), ...common, ...args.slice(cut)], { timeoutMs, okCodes });
+}
+
+/** An `up` whose failure is the expected outcome: its whole output (the diagnostics are not at the tail). */
+export async function upExpectingFailure(h: StackHandle): Promise<string> {
+  const r = await pulumi(h, ["up", "--yes", "--skip-preview"], LONG, [0, 1, 255]);
+  if (r.exitCode === 0) throw new Error(`up was expected to fail but succeeded:\n${r.stdout.slice(-3000)}`);
+  return `${r.stdout}\n${r.stderr}`;
 }
 
 export async function initStack(h: StackHandle, config: Record<string, string>, secrets: Record<string, string> = {}) {

@@ -117,6 +117,7 @@ const target = (availableBytes: number, freeKiB = 8_000_000) => (a: string[]): A
   if (a[0] === "uri") return "qemu:///b\n";
   if (a[0] === "domstate") return notFound("web-1");
   if (a[0] === "hypervisor-cpu-compare") return "CPU described in f is identical to the CPU provided by hypervisor on the host\n";
+  if (a[0] === "net-info") return "Name: lab\nActive: yes\n";
   if (a[0] === "nodememstats") return `total  : 16000000 KiB\nfree   : ${freeKiB} KiB\nbuffers: 0 KiB\ncached : 0 KiB\n`;
   if (a[0] === "vol-info" && a.includes("base.qcow2")) return "Name: base.qcow2\n";
   if (a[0] === "vol-info") return volNotFound();
@@ -130,7 +131,7 @@ test("pre-checks pass on a target with room, and run only read-only commands", a
   const T = new Virsh("qemu:///b", fakeHost(target(10 * 1024 ** 3), log));
   await expect(preChecks(req(), S, T)).resolves.toEqual({ sourceState: "running" });
   const verbs = log.map((l) => l[4]);
-  expect(verbs.every((v) => ["uri", "domstate", "dumpxml", "hypervisor-cpu-compare", "nodememstats", "vol-info", "pool-info"].includes(v))).toBe(true);
+  expect(verbs.every((v) => ["uri", "domstate", "dumpxml", "hypervisor-cpu-compare", "net-info", "nodememstats", "vol-info", "pool-info"].includes(v))).toBe(true);
 });
 
 test("pre-checks name every problem: a full pool, too little memory, a name already taken", async () => {
