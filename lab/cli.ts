@@ -2,7 +2,7 @@
 // inside a lab host's network namespace (for example ssh to a guest).
 import { spawnSync } from "./spawn";
 import { ensureImage } from "./image";
-import { labDown, labStatus, labUp } from "./hosts";
+import { labDown, labLeaks, labStatus, labUp } from "./hosts";
 import { HOSTS } from "./layout";
 
 async function main(argv: string[]): Promise<number> {
@@ -14,10 +14,15 @@ async function main(argv: string[]): Promise<number> {
       console.log(`lab: up; image ${img.qcow2} (${(img.sizeBytes / 2 ** 20).toFixed(0)} MiB, built in ${img.buildSeconds} s)`);
       return printStatus();
     }
-    case "down":
+    case "down": {
       await labDown();
       console.log("lab: down");
-      return 0;
+      if (rest[0] !== "--check") return 0;
+      const leaks = await labLeaks();
+      for (const l of leaks) console.error(`lab: left behind: ${l}`);
+      console.log(leaks.length === 0 ? "lab: nothing left behind (netns, run directory, libvirtd, qemu, dnsmasq)" : `lab: ${leaks.length} leak(s)`);
+      return leaks.length === 0 ? 0 : 1;
+    }
     case "status":
       return printStatus();
     case "image": {
@@ -35,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
       return spawnSync("ip", ["netns", "exec", host.netns, ...rest.slice(2)]);
     }
     default:
-      console.error("usage: lab up|down|status|image|exec");
+      console.error("usage: lab up|down [--check]|status|image|exec");
       return 2;
   }
 }

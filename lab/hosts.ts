@@ -162,6 +162,26 @@ export async function labDown(): Promise<void> {
   }
 }
 
+/** What a lab left behind after `down`: its namespaces, its run directory, and lab daemons or guests in any netns. */
+export async function labLeaks(): Promise<string[]> {
+  const leaks: string[] = [];
+  for (const ns of await netnsList()) if (HOSTS.some((h) => h.netns === ns)) leaks.push(`netns ${ns}`);
+  for (const h of HOSTS) if (existsSync(runDir(h))) leaks.push(`directory ${runDir(h)}`);
+  const { readdirSync, readlinkSync } = await import("node:fs");
+  const rootNet = readlinkSync("/proc/self/ns/net");
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      if (!/^(libvirtd|qemu-system-x86|dnsmasq)/.test(comm)) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (readlinkSync(`/proc/${pid}/ns/net`) !== rootNet || cmdline.includes("vm-infra-lab")) leaks.push(`process ${pid} ${comm}`);
+    } catch {
+      /* exited while we looked */
+    }
+  }
+  return leaks;
+}
+
 export interface HostStatus {
   name: string;
   netns: string;

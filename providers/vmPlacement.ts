@@ -139,7 +139,13 @@ const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
  * Lines a dynamic provider prints reach `pulumi up` / `preview` output as info diagnostics. Written synchronously:
  * stdout is a pipe, and an asynchronous write can still be queued when the engine shuts the provider down.
  */
-const say = (line: string) => void writeSync(1, `${line}\n`);
+const say = (line: string): void => {
+  try {
+    writeSync(1, `${line}\n`);
+  } catch {
+    /* the engine is gone (a killed up): the work goes on, and the audit log still records it */
+  }
+};
 
 function moveRequest(olds: PlacementOutputs, news: PlacementInputs): MoveRequest {
   return {

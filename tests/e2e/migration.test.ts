@@ -110,9 +110,9 @@ async function churnPasses(name: string): Promise<{ last: number; corrupt: numbe
 beforeAll(async () => {
   ({ image, publicKey } = await ensureLab());
   before = await inventory();
-  await run("pulumi", ["stack", "rm", "--yes", "--force", "--cwd", root, "--stack", h.stack, "--non-interactive"], {
-    timeoutMs: 60_000, okCodes: [0, 255],
-  }).catch(() => undefined);
+  // a previous run that died leaves a stack (maybe locked) with VMs: take them down first
+  for (const args of [["cancel", "--yes"], ["destroy", "--yes", "--skip-preview"], ["stack", "rm", "--yes", "--force"]])
+    await pulumi(h, args, 600_000, [0, 1, 255]).catch(() => undefined);
   await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
   await configure();
   await up(h);
@@ -134,7 +134,8 @@ test("preview: a host change is an update with a plan line, and runs nothing on 
   place["mig-l"] = { host: "hv-b" };
   await configure();
   const inv = await inventory();
-  const text = (await pulumi(h, ["preview", "--diff"])).stdout;
+  const r = await pulumi(h, ["preview", "--diff"]);
+  const text = r.stdout + r.stderr; // with --diff the CLI prints info diagnostics on stderr
   expect(text).toContain("plan: mig-l: migrate live hv-a -> hv-b: 768 MiB memory, overlay copied (at most 4 GiB)");
   const { stdout } = await pulumi(h, ["preview", "--json"]);
   const steps = (JSON.parse(stdout) as { steps: { op: string; urn: string }[] }).steps;
@@ -240,14 +241,20 @@ test("fault: the process killed mid-migration: refresh and up converge to one ru
   await configure();
   const p = up(h).then(() => "finished", () => "killed");
   expect(await waitForJob("hv-a", "mig-l")).toBe(true);
+  // everything of this run dies at once: the CLI and its plugins (they run in process groups of their own)
   const pid = (await run("pgrep", ["-o", "-f", `^pulumi up .*--stack ${h.stack}`], { timeoutMs: 10_000 })).stdout.trim();
-  await run("kill", ["-KILL", "--", `-${pid}`], { timeoutMs: 10_000 });
+  const plugins = (await run("pgrep", ["-P", pid], { timeoutMs: 10_000, okCodes: [0, 1] })).stdout.split("\n").filter(Boolean);
+  const grandchildren = (await Promise.all(plugins.map((c) => run("pgrep", ["-P", c], { timeoutMs: 10_000, okCodes: [0, 1] }))))
+    .flatMap((x) => x.stdout.split("\n").filter(Boolean));
+  await run("kill", ["-KILL", "--", `-${pid}`, ...plugins, ...grandchildren], { timeoutMs: 10_000, okCodes: [0, 1] });
   expect(await p).toBe("killed");
   // the peer-to-peer job belongs to the source libvirtd: it ends on its own (moved or aborted), never in two places
   for (let i = 0; i < 240 && /Unbounded/.test(await virsh("hv-a").exec(["domjobinfo", "--", "mig-l"]).catch(() => "")); i++)
     await new Promise((r) => setTimeout(r, 500));
   const running = Object.values(await whereIs("mig-l")).filter((s) => s === "running");
   expect(running).toHaveLength(1);
+  // what an operator does after a killed run (README): drop its lock, look where things are, converge
+  await pulumi(h, ["cancel", "--yes"]);
   await pulumi(h, ["refresh", "--yes", "--skip-preview"]);
   await up(h);
   await expectOnlyOn("mig-l", "hv-b");
