@@ -6,10 +6,13 @@ import { CommandError, run, Runner } from "./runner";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
+/** The runner every Virsh uses unless given one; unit tests swap in a recording fake (never production code). */
+export const virshRunner: { current: Runner } = { current: run };
+
 export class Virsh {
   constructor(
     readonly uri: string,
-    private readonly runner: Runner = run,
+    private readonly runner: Runner = virshRunner.current,
   ) {}
 
   async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string): Promise<string> {
