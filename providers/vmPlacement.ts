@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { writeSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Virsh, isNotFound } from "../host/virsh";
-import { domainXml, parseDomainXml } from "../libvirt/domain";
+import { domainXml, parseDomainXml, parseKeyValues } from "../libvirt/domain";
 import type { DomainType, MigrationSpec } from "../config/spec";
 import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
@@ -105,6 +105,20 @@ export function checkMove(olds: Partial<PlacementInputs>, news: PlacementInputs)
   }];
 }
 
+/** Minimum free space a new VM needs in its pool: the seed, plus room for the guest's first writes to its overlay. */
+export const FIRST_BOOT_BYTES = 256 * 1024 ** 2;
+
+/** A pool without room fails the create before anything is made there (a thin overlay grows later; this is the floor). */
+async function checkRoom(v: Virsh, i: PlacementInputs): Promise<void> {
+  const kv = parseKeyValues(await v.exec(["pool-info", "--bytes", "--", i.pool]));
+  const available = Number((kv.Available ?? "0").split(" ")[0]);
+  const need = (await stat(i.isoFile)).size + FIRST_BOOT_BYTES;
+  if (kv.State !== undefined && kv.State !== "running") throw new Error(`pool ${i.pool} on ${i.hostName} is ${kv.State}; start it (virsh pool-start ${i.pool})`);
+  if (available < need)
+    throw new Error(`pool ${i.pool} on ${i.hostName} has ${(available / 1024 ** 2).toFixed(0)} MiB available; a new VM needs at least ` +
+      `${(need / 1024 ** 2).toFixed(0)} MiB (seed + first boot). Free space in the pool or choose another pool`);
+}
+
 async function ensureVolumes(v: Virsh, i: PlacementInputs, created: string[]): Promise<{ diskPath: string; isoPath: string }> {
   const overlay = overlayName(i.name);
   await v.exec(["pool-refresh", "--", i.pool]); // a shared pool shows what other hosts wrote only after a refresh
@@ -188,6 +202,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     const created: string[] = [];
     let defined = false;
     try {
+      await checkRoom(v, i);
       const paths = await ensureVolumes(v, i, created);
       defined = (await v.domainState(i.name)) === undefined;
       await defineAndStart(v, i, paths);

@@ -187,6 +187,15 @@ test("offline, copied storage: mig-l hv-b -> hv-a shuts down, moves its disk, bo
   expect((await sshTo("mig-l", ["cat /var/lib/cloud/data/instance-id"])).stdout.trim()).toBe("iid-vm-infra-mig-l");
 });
 
+test("live with post-copy (opt-in), then back with auto-converge: shared storage", async () => {
+  await move("mig-s", "hv-b", { postcopy: true });
+  await expectOnlyOn("mig-s", "hv-b");
+  expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "live", outcome: "moved" });
+  await move("mig-s", "hv-a", { autoConverge: true, bandwidthMiBs: 200 });
+  await expectOnlyOn("mig-s", "hv-a");
+  expect(await marker("mig-s")).toBe("disk-survives");
+});
+
 test("fault: a failing health check moves the VM back, and the state still says the source", async () => {
   const out = await failingMove("mig-s", "hv-b", { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 });
   expect(out).toMatch(/failed at health check: HTTP GET :9\//);

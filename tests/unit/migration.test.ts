@@ -145,6 +145,14 @@ test("pre-checks name every problem: a full pool, too little memory, a name alre
   expect(err).toMatch(/room: pool default on hv-b has 20.0 MiB available, the copy needs 114.4 MiB/);
 });
 
+test("pre-checks: a CPU the target cannot run is refused", async () => {
+  const t = target(10 * 1024 ** 3);
+  const S = new Virsh("qemu:///a", fakeHost(source, []));
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "hypervisor-cpu-compare"
+    ? "CPU described in f is incompatible with the CPU provided by hypervisor on the host\n" : t(a)), []));
+  await expect(preChecks(req(), S, T)).rejects.toThrow(/CPU: hv-b cannot run this guest's CPU \(CPU described in f is incompatible/);
+});
+
 test("pre-checks: an unreachable target stops everything at the first question", async () => {
   const log: string[][] = [];
   const S = new Virsh("qemu:///a", fakeHost(source, log));

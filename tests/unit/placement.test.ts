@@ -26,7 +26,7 @@ const inputs: PlacementInputs = {
 const ISO = "web-1-cidata-abababababababab.iso";
 
 /** A fake host: a domain state, existing volumes, and a verb that fails on purpose. */
-function fake(state: { domain?: string; volumes: Set<string>; failOn?: string }, calls: string[][]): Runner {
+function fake(state: { domain?: string; volumes: Set<string>; failOn?: string; available?: number }, calls: string[][]): Runner {
   const err = (m: string) => new CommandError(["virsh"], 1, null, false, m, "");
   return async (file, args) => {
     const a = args.slice(3); // -q -c <uri>
@@ -34,6 +34,7 @@ function fake(state: { domain?: string; volumes: Set<string>; failOn?: string },
     const ok = (stdout = "") => ({ stdout, stderr: "", exitCode: 0 });
     if (a[0] === state.failOn) throw err(`error: ${a[0]} failed on purpose`);
     switch (a[0]) {
+      case "pool-info": return ok(`Name: default\nState: running\nAvailable: ${state.available ?? 10 * 1024 ** 3}\n`);
       case "pool-refresh": return ok();
       case "vol-info": if (state.volumes.has(a[a.length - 1])) return ok("Name: x\n"); throw err("error: Storage volume not found: no storage vol with matching name");
       case "vol-create-as": state.volumes.add(a[a.indexOf("--name") + 1]); return ok();
@@ -58,6 +59,7 @@ test("create: volumes, then define and start, with exact argv", async () => {
   expect(r.id).toBe("vm/web-1");
   expect(r.outs).toMatchObject({ overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/pool/web-1.qcow2", isoPath: `/pool/${ISO}`, uuid: "6b4a0381-ee81-41b7-85c3-2b7d895bef02" });
   expect(calls).toEqual([
+    ["pool-info", "--bytes", "--", "default"],
     ["pool-refresh", "--", "default"],
     ["vol-info", "--pool", "default", "--", "web-1.qcow2"],
     ["vol-create-as", "--pool", "default", "--name", "web-1.qcow2", "--capacity", "4G", "--format", "qcow2", "--backing-vol", "base.qcow2", "--backing-vol-format", "qcow2"],
@@ -85,6 +87,13 @@ test("create that fails at start removes what it made, and says so", async () =>
     ["vol-delete", "--pool", "default", "--", ISO],
     ["vol-delete", "--pool", "default", "--", "web-1.qcow2"],
   ]);
+});
+
+test("create in a pool without room fails before anything is made, saying how much is missing", async () => {
+  const calls: string[][] = [];
+  virshRunner.current = fake({ volumes: new Set(["base.qcow2"]), available: 100 * 1024 ** 2 }, calls);
+  await expect(provider.create(inputs)).rejects.toThrow(/pool default on hv-a has 100 MiB available; a new VM needs at least 256 MiB/);
+  expect(calls.map((c) => c[0])).toEqual(["pool-info"]);
 });
 
 test("delete: graceful shutdown, undefine with NVRAM, both volumes; a second delete finds nothing and succeeds", async () => {
