@@ -145,8 +145,11 @@ async function defineAndStart(v: Virsh, i: PlacementInputs, paths: { diskPath: s
 }
 
 function outputsOf(i: PlacementInputs, paths: { diskPath: string; isoPath: string }, extra: Partial<PlacementOutputs> = {}): PlacementOutputs {
-  return { ...i, overlayVolume: overlayName(i.name), isoVolume: isoVolumeName(i.name, i.isoHash), ...paths, ...extra };
+  return plain({ ...i, overlayVolume: overlayName(i.name), isoVolume: isoVolumeName(i.name, i.isoHash), ...paths, ...extra });
 }
+
+/** What a provider returns must be plain data: an `undefined` anywhere fails the engine's struct encoding. */
+export const plain = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 /**
@@ -259,10 +262,10 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     const diskPath = live.diskPaths[0] ?? props.diskPath;
     return {
       id,
-      props: {
+      props: plain({
         ...props, hostName: found.hostName, uri: found.uri, pool: found.pool, memoryMiB: live.memoryMiB, vcpus: live.vcpus,
         mac: live.mac ?? props.mac, diskPath, isoPath: live.diskPaths[1] ?? props.isoPath, leftovers,
-      },
+      }),
     };
   },
 
@@ -284,7 +287,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       }
     }
     const restart = RESTART_KEYS.some((k) => JSON.stringify(current[k]) !== JSON.stringify(news[k]));
-    if (!restart) return { outs: { ...current, ...news, overlayVolume: current.overlayVolume, isoVolume: current.isoVolume } };
+    if (!restart) return { outs: plain({ ...current, ...news, overlayVolume: current.overlayVolume, isoVolume: current.isoVolume }) };
     const v = new Virsh(news.uri);
     const created: string[] = [];
     try {

@@ -115,6 +115,19 @@ test("delete: graceful shutdown, undefine with NVRAM, both volumes; a second del
   expect(calls.filter((c) => c[0] === "undefine" || c[0] === "shutdown")).toEqual([]);
 });
 
+test("update (memory): shutdown, redefine, start; outputs are plain data (no undefined: the engine rejects it)", async () => {
+  const calls: string[][] = [];
+  virshRunner.current = fake({ domain: "running", volumes: new Set(["base.qcow2", "web-1.qcow2", ISO]) }, calls);
+  const olds: PlacementOutputs = { ...inputs, overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/pool/web-1.qcow2", isoPath: `/pool/${ISO}`, uuid: "u-1", lastMigration: undefined };
+  const r = await provider.update!("vm/web-1", olds, { ...inputs, memoryMiB: 2048 });
+  const hasUndefined = (x: unknown): boolean => x === undefined || (typeof x === "object" && x !== null && Object.values(x).some(hasUndefined));
+  expect(hasUndefined(r.outs)).toBe(false);
+  expect(r.outs).toMatchObject({ memoryMiB: 2048, uuid: "u-1" });
+  expect(calls.filter((c) => !["domstate", "pool-refresh", "vol-info", "vol-path"].includes(c[0]))).toEqual([
+    ["shutdown", "--", "web-1"], ["domuuid", "--", "web-1"], ["define", "--file", "<xml file>"], ["start", "--", "web-1"],
+  ]);
+});
+
 test("check and diff run no command (they run during preview, maybe with unknowns)", async () => {
   const calls: string[][] = [];
   virshRunner.current = fake({ volumes: new Set() }, calls);
