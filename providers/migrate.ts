@@ -7,7 +7,7 @@
 // placed on the target first; --copy-storage-inc needs the overlay pre-created on the target with its backing file;
 // shared storage on a local filesystem needs --unsafe (vm-infra proves sharing itself first); --undefinesource
 // leaves the source disks, removed only after health checks pass; an aborted copy leaves volumes on the target.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { DomainType, MigrationSpec } from "../config/spec";
@@ -193,8 +193,7 @@ async function copyVolume(S: Virsh, T: Virsh, r: MoveRequest, vol: string, forma
     await T.exec(["vol-create-as", "--pool", r.to.pool, "--name", vol, "--capacity", size, "--format", format]);
     created.push(vol);
     await T.exec(["vol-upload", "--pool", r.to.pool, "--vol", vol, "--file", file], 1_800_000);
-    const { size: bytes } = await import("node:fs").then((fs) => fs.statSync(file));
-    return bytes;
+    return (await stat(file)).size;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { MIGRATION_DEFAULTS, MigrationSpec } from "../../config/spec";
 import { CommandError, Runner } from "../../host/runner";
 import { Virsh } from "../../host/virsh";
 import { completionTimeoutMs, migrateArgs, parseJobInfo, parseQuantity, planLine, rewriteDiskPaths } from "../../libvirt/migration";
-import { MoveRequest, preChecks, rollback } from "../../providers/migrate";
+import { MoveRequest, preChecks, rollback, transfer } from "../../providers/migrate";
 import { checkMove, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
 
 const mig = (o: Partial<MigrationSpec> = {}): MigrationSpec => ({ ...MIGRATION_DEFAULTS, ...o });
@@ -207,4 +207,37 @@ test("rollback after the switchover: the VM migrates back and nothing is left on
   expect(log.find((l) => l[4] === "migrate")?.slice(3)).toEqual([
     "qemu:///b", "migrate", "--persistent", "--undefinesource", "--abort-on-error", "--live", "--p2p", "--unsafe", "--", "web-1", "qemu+tcp://10.0.0.1/system",
   ]);
+});
+
+test("transfer: a job whose remaining data stops shrinking is aborted after the progress timeout", async () => {
+  const log: string[][] = [];
+  let release: () => void = () => undefined;
+  const running = new Promise<void>((r) => (release = r));
+  const S = new Virsh("qemu:///a", fakeHost((a) => {
+    if (a[0] === "domjobinfo") return "Job type: Unbounded\nData processed: 10 MiB\nData remaining: 500 MiB\nData total: 1 GiB\n";
+    if (a[0] === "migrate-setmaxdowntime") return "";
+    if (a[0] === "domjobabort") {
+      release();
+      return "";
+    }
+    return undefined;
+  }, log));
+  // the fake migrate call blocks until aborted, then fails the way virsh does
+  const slow: Virsh = Object.assign(Object.create(Virsh.prototype), S, {
+    exec: async (args: readonly string[], t?: number) => {
+      if (args[0] === "migrate") {
+        await running;
+        throw new CommandError(["virsh", ...args], 1, null, false, "error: operation aborted: migration out: canceled by client", "");
+      }
+      return S.exec(args, t);
+    },
+  });
+  const lines: string[] = [];
+  const t0 = Date.now();
+  await expect(transfer(slow, ["migrate", "--", "web-1", "x"], req({ migration: mig({ progressTimeoutSeconds: 1 }) }), (l) => lines.push(l), 50))
+    .rejects.toThrow(/aborted: no progress for 1 s/);
+  expect(Date.now() - t0).toBeLessThan(10_000);
+  expect(log.some((l) => l[4] === "domjobabort")).toBe(true);
+  expect(log.find((l) => l[4] === "migrate-setmaxdowntime")?.slice(4)).toEqual(["migrate-setmaxdowntime", "--", "web-1", "300"]);
+  expect(lines.some((l) => /migrating hv-a -> hv-b: 51%, 10.0 MiB sent, 500.0 MiB remaining/.test(l))).toBe(true);
 });
