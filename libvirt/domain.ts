@@ -86,13 +86,19 @@ export function domainXml(d: DomainInputs): string {
   return builder.build(doc) as string;
 }
 
-/** `virsh domifaddr` table -> IPv4 addresses for a MAC. */
+/**
+ * `virsh domifaddr` table -> IPv4 addresses for a MAC, in the order printed. Further addresses of the same interface
+ * are printed on continuation lines whose name and MAC columns are "-" (a guest with a stale lease shows two).
+ */
 export function parseDomifaddr(out: string, mac: string): string[] {
   const ips: string[] = [];
+  let current: string | undefined;
   for (const line of out.split("\n")) {
     const cols = line.trim().split(/\s+/);
     // Name  MAC address  Protocol  Address
-    if (cols.length >= 4 && cols[1]?.toLowerCase() === mac.toLowerCase() && cols[2] === "ipv4") {
+    if (cols.length < 4) continue;
+    if (cols[1] !== "-") current = cols[1].toLowerCase();
+    if (current === mac.toLowerCase() && cols[2] === "ipv4") {
       const ip = cols[3].split("/")[0];
       if (!ip.startsWith("127.")) ips.push(ip);
     }

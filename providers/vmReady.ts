@@ -24,8 +24,12 @@ export interface ReadyOutputs extends ReadyInputs {
   readySeconds: number;
 }
 
+/**
+ * The guest's address: what the guest agent says it has now, else the newest DHCP lease (leases outlive reboots, so
+ * a re-created or restarted guest can show a stale one first; the lab's pitfall 7).
+ */
 export async function findAddress(v: Virsh, name: string, mac: string): Promise<string | undefined> {
-  for (const source of ["lease", "agent"]) {
+  for (const source of ["agent", "lease"]) {
     try {
       const ips = parseDomifaddr(await v.exec(["domifaddr", "--source", source, "--", name], 15_000), mac);
       if (ips.length > 0) return ips[ips.length - 1];

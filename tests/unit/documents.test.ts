@@ -49,4 +49,14 @@ test("domifaddr parsing picks the VM's MAC", () => {
  lo         00:00:00:00:00:00    ipv4         127.0.0.1/8`;
   expect(parseDomifaddr(out, "52:54:00:EF:78:26")).toEqual(["192.168.100.66"]);
   expect(parseDomifaddr(out, "52:54:00:00:00:01")).toEqual([]);
+  // a stale lease and the new one: the continuation line belongs to the same MAC
+  const two = ` Name       MAC address          Protocol     Address
+-------------------------------------------------------------------------------
+ vnet1      52:54:00:7f:cd:21    ipv4         192.168.100.166/24
+ -          -                    ipv4         192.168.100.167/24
+ vnet2      52:54:00:00:00:02    ipv4         192.168.100.20/24
+ -          -                    ipv4         192.168.100.21/24
+`;
+  expect(parseDomifaddr(two, "52:54:00:7f:cd:21")).toEqual(["192.168.100.166", "192.168.100.167"]);
+  expect(parseDomifaddr(two, "52:54:00:00:00:02")).toEqual(["192.168.100.20", "192.168.100.21"]);
 });
