@@ -20,7 +20,7 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] !== "--check") return 0;
       const leaks = await labLeaks();
       for (const l of leaks) console.error(`lab: left behind: ${l}`);
-      console.log(leaks.length === 0 ? "lab: nothing left behind (netns, run directory, libvirtd, qemu, dnsmasq)" : `lab: ${leaks.length} leak(s)`);
+      console.log(leaks.length === 0 ? "lab: nothing left behind (netns, run directory, definitions, pools, libvirtd, qemu, dnsmasq)" : `lab: ${leaks.length} leak(s)`);
       return leaks.length === 0 ? 0 : 1;
     }
     case "status":

@@ -159,14 +159,20 @@ export async function labDown(): Promise<void> {
       await ip(["netns", "del", h.netns]); // takes its veths and bridge with it
     }
     await rm(runDir(h), { recursive: true, force: true });
+    // the host's definitions and pools go too (a later `up` must not bring back domains or disks of a dead run);
+    // only caches stay: libvirt's capability cache here, the guest image and the SSH key elsewhere
+    for (const d of ["etc", "lib", "log"]) await rm(path.join(stateDir(h), d), { recursive: true, force: true });
   }
+  await rm(SHARED_DIR, { recursive: true, force: true });
 }
 
 /** What a lab left behind after `down`: its namespaces, its run directory, and lab daemons or guests in any netns. */
 export async function labLeaks(): Promise<string[]> {
   const leaks: string[] = [];
   for (const ns of await netnsList()) if (HOSTS.some((h) => h.netns === ns)) leaks.push(`netns ${ns}`);
-  for (const h of HOSTS) if (existsSync(runDir(h))) leaks.push(`directory ${runDir(h)}`);
+  for (const h of HOSTS) for (const d of [runDir(h), path.join(stateDir(h), "lib"), path.join(stateDir(h), "etc")])
+    if (existsSync(d)) leaks.push(`directory ${d}`);
+  if (existsSync(SHARED_DIR)) leaks.push(`directory ${SHARED_DIR}`);
   const { readdirSync, readlinkSync } = await import("node:fs");
   const rootNet = readlinkSync("/proc/self/ns/net");
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
