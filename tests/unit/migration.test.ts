@@ -241,3 +241,20 @@ test("transfer: a job whose remaining data stops shrinking is aborted after the 
   expect(log.find((l) => l[4] === "migrate-setmaxdowntime")?.slice(4)).toEqual(["migrate-setmaxdowntime", "--", "web-1", "300"]);
   expect(lines.some((l) => /migrating hv-a -> hv-b: 51%, 10.0 MiB sent, 500.0 MiB remaining/.test(l))).toBe(true);
 });
+
+test("pre-checks for shared storage refresh both hosts' view of the pool and compare volume paths", async () => {
+  const log: string[][] = [];
+  const paths = (host: string) => (a: string[]): Answer | undefined => {
+    if (a[0] === "pool-refresh") return "";
+    if (a[0] === "vol-path") return host === "b" && a.includes("web-1.qcow2") ? "/elsewhere/web-1.qcow2\n" : `/shared/${a[a.length - 1]}\n`;
+    return undefined;
+  };
+  const S = new Virsh("qemu:///a", fakeHost((a) => paths("a")(a) ?? source(a), log));
+  const t = target(0);
+  const T = new Virsh("qemu:///b", fakeHost((a) => paths("b")(a) ?? t(a), log));
+  const shared = req({ storage: "shared", from: { hostName: "hv-a", uri: "qemu:///a", pool: "shared" }, to: { hostName: "hv-b", uri: "qemu:///b", pool: "shared" } });
+  await expect(preChecks(shared, S, T)).rejects.toThrow(/storage: web-1.qcow2 is \/elsewhere\/web-1.qcow2 on hv-b but \/shared\/web-1.qcow2 on hv-a: pool shared is not shared/);
+  expect(log.filter((l) => l[4] === "pool-refresh").map((l) => l[3])).toEqual(["qemu:///a", "qemu:///b"]);
+  // shared storage copies nothing: no room question is asked
+  expect(log.some((l) => l[4] === "pool-info")).toBe(false);
+});
