@@ -41,6 +41,22 @@ export class Virsh {
     }
   }
 
+  /**
+   * Re-reads a pool's directory (a shared pool shows what other hosts wrote only after this). libvirt refuses while
+   * the pool has jobs running (an upload into it, say): that is retried, up to `attempts` times a second apart.
+   */
+  async refreshPool(pool: string, attempts = 60): Promise<void> {
+    for (let i = 1; ; i++) {
+      try {
+        await this.exec(["pool-refresh", "--", pool]);
+        return;
+      } catch (e) {
+        if (i >= attempts || !(e instanceof CommandError) || !/asynchronous jobs running/.test(e.stderrTail)) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
   async listDomains(): Promise<string[]> {
     return lines(await this.exec(["list", "--all", "--name"]));
   }

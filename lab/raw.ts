@@ -24,7 +24,7 @@ export interface RawVm {
 
 /** Uploads the base image into `pool` unless it is there; returns whether it did (the caller removes it then). */
 export async function ensureBase(v: Virsh, pool: string, base: Base): Promise<boolean> {
-  await v.exec(["pool-refresh", "--", pool]);
+  await v.refreshPool(pool);
   if (await v.volumeExists(pool, base.volume)) return false;
   const size = (await run("stat", ["-c", "%s", "--", base.source], { timeoutMs: 10_000 })).stdout.trim();
   await v.exec(["vol-create-as", "--pool", pool, "--name", base.volume, "--capacity", size, "--format", "qcow2"]);
@@ -88,6 +88,6 @@ export async function rawBoot(v: Virsh, o: RawBootOptions) {
 export async function rawRemove(v: Virsh, vm: RawVm): Promise<void> {
   await v.exec(["destroy", "--", vm.name]).catch(() => undefined);
   await v.exec(["undefine", "--", vm.name]).catch(() => undefined);
-  await v.exec(["pool-refresh", "--", vm.pool]);
+  await v.refreshPool(vm.pool);
   for (const vol of [`${vm.name}.qcow2`, `${vm.name}.iso`]) await v.deleteVolume(vm.pool, vol);
 }

@@ -30,7 +30,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   },
   async create(i: BaseImageInputs) {
     const v = new Virsh(i.uri);
-    await v.exec(["pool-refresh", "--", i.pool]);
+    await v.refreshPool(i.pool); // the pool may be shared: another host may have uploaded the image
     if (await v.volumeExists(i.pool, i.volume)) return { id: `${i.hostName}/${i.volume}`, outs: { ...i, uploaded: false } };
     if (!i.source) throw new Error(`base image ${i.volume} is not in pool ${i.pool} on ${i.hostName}, and no image.source is configured to upload it`);
     const got = await sha256(i.source);

@@ -145,8 +145,8 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
     if (r.to.pool !== r.from.pool) problems.push(`storage: shared pool ${r.from.pool} on ${r.from.hostName} but ${r.to.pool} on ${r.to.hostName}`);
     else {
       // each host's view of a shared pool is only as new as its last refresh
-      await S.exec(["pool-refresh", "--", r.from.pool]);
-      await T.exec(["pool-refresh", "--", r.to.pool]);
+      await S.refreshPool(r.from.pool);
+      await T.refreshPool(r.to.pool);
       for (const vol of [r.overlayVolume, r.isoVolume, r.baseVolume]) {
         const [a, b] = [await S.volumePath(r.from.pool, vol).catch(() => "?"), await T.volumePath(r.to.pool, vol).catch(() => "missing")];
         if (a !== b) problems.push(`storage: ${vol} is ${b} on ${r.to.hostName} but ${a} on ${r.from.hostName}: pool ${r.to.pool} is not shared`);

@@ -121,7 +121,7 @@ async function checkRoom(v: Virsh, i: PlacementInputs): Promise<void> {
 
 async function ensureVolumes(v: Virsh, i: PlacementInputs, created: string[]): Promise<{ diskPath: string; isoPath: string }> {
   const overlay = overlayName(i.name);
-  await v.exec(["pool-refresh", "--", i.pool]); // a shared pool shows what other hosts wrote only after a refresh
+  if (i.storage === "shared") await v.refreshPool(i.pool); // a shared pool shows what other hosts wrote only after a refresh
   if (!(await v.volumeExists(i.pool, overlay))) {
     await v.exec(["vol-create-as", "--pool", i.pool, "--name", overlay, "--capacity", `${i.diskGiB}G`, "--format", "qcow2",
       "--backing-vol", i.baseVolume, "--backing-vol-format", "qcow2"]);

@@ -60,7 +60,6 @@ test("create: volumes, then define and start, with exact argv", async () => {
   expect(r.outs).toMatchObject({ overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/pool/web-1.qcow2", isoPath: `/pool/${ISO}`, uuid: "6b4a0381-ee81-41b7-85c3-2b7d895bef02" });
   expect(calls).toEqual([
     ["pool-info", "--bytes", "--", "default"],
-    ["pool-refresh", "--", "default"],
     ["vol-info", "--pool", "default", "--", "web-1.qcow2"],
     ["vol-create-as", "--pool", "default", "--name", "web-1.qcow2", "--capacity", "4G", "--format", "qcow2", "--backing-vol", "base.qcow2", "--backing-vol-format", "qcow2"],
     ["vol-info", "--pool", "default", "--", ISO],
@@ -86,6 +85,23 @@ test("create that fails at start removes what it made, and says so", async () =>
     ["undefine", "--nvram", "--", "web-1"],
     ["vol-delete", "--pool", "default", "--", ISO],
     ["vol-delete", "--pool", "default", "--", "web-1.qcow2"],
+  ]);
+});
+
+test("a shared pool is refreshed first, and a refresh refused for running jobs is retried", async () => {
+  const calls: string[][] = [];
+  let refused = 0;
+  const inner = fake({ volumes: new Set(["base.qcow2"]) }, calls);
+  virshRunner.current = async (file, args, opts) => {
+    if (args[3] === "pool-refresh" && refused++ < 2) {
+      calls.push(args.slice(3));
+      throw new CommandError(["virsh"], 1, null, false, "error: internal error: pool 'shared' has asynchronous jobs running.", "");
+    }
+    return inner(file, args, opts);
+  };
+  await provider.create({ ...inputs, storage: "shared", pool: "shared" });
+  expect(calls.slice(0, 4).map((c) => c.join(" "))).toEqual([
+    "pool-info --bytes -- shared", "pool-refresh -- shared", "pool-refresh -- shared", "pool-refresh -- shared",
   ]);
 });
 
