@@ -86,6 +86,7 @@ export class Vm extends pulumi.ComponentResource {
       uri: host.uri,
       pool: poolOn(host),
       network: host.network,
+      bridge: host.bridge,
       domainType: host.domainType,
       vcpus: vm.vcpus,
       memoryMiB: vm.memoryMiB,

@@ -12,6 +12,8 @@ export interface HostSpec {
   pool: string;
   /** libvirt network the VMs' NICs attach to. Default "default". */
   network: string;
+  /** Or a host bridge (e.g. br0) instead of a libvirt network: the NIC is `<interface type='bridge'>`. */
+  bridge?: string;
   /** Domain type: kvm (default) on real hosts; qemu (TCG) where KVM cannot run guests, like the lab. */
   domainType: DomainType;
   /** Run guest-facing commands (ssh) inside this network namespace: how the lab reaches its guests. */
@@ -163,6 +165,9 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
       const network = str(h.network) ?? "default";
       for (const [k, v] of [["pool", pool], ["network", network]] as const)
         if (!VOLUME_RE.test(v)) p.push(`${at}.${k}: ${JSON.stringify(v)} is not a valid libvirt object name`);
+      const bridge = str(h.bridge);
+      if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) p.push(`${at}.bridge: a Linux interface name (at most 15 of [A-Za-z0-9_.-])`);
+      if (bridge !== undefined && h.network !== undefined) p.push(`${at}: give network or bridge, not both`);
       const domainType = (str(h.domainType) ?? "kvm") as DomainType;
       if (domainType !== "kvm" && domainType !== "qemu") p.push(`${at}.domainType: must be "kvm" or "qemu"`);
       const guestNetns = str(h.guestNetns);
@@ -171,7 +176,7 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
       if (migrationUri !== undefined && !URI_RE.test(migrationUri)) p.push(`${at}.migrationUri: a libvirt URI like qemu+tls://hv2/system`);
       const sharedPool = str(h.sharedPool);
       if (sharedPool !== undefined && !VOLUME_RE.test(sharedPool)) p.push(`${at}.sharedPool: ${JSON.stringify(sharedPool)} is not a valid pool name`);
-      hosts[name] = { name, uri: uri ?? "", pool, network, domainType, guestNetns, migrationUri, sharedPool };
+      hosts[name] = { name, uri: uri ?? "", pool, network, bridge, domainType, guestNetns, migrationUri, sharedPool };
     }
 
   const img = isObj(raw.image) ? raw.image : {};

@@ -14,6 +14,8 @@ export interface DomainInputs {
   diskPath: string;
   isoPath: string;
   network: string;
+  /** A host bridge instead of the libvirt network. */
+  bridge?: string;
   mac: string;
   kernel?: string;
   initrd?: string;
@@ -67,9 +69,9 @@ export function domainXml(d: DomainInputs): string {
           },
         ],
         interface: {
-          "@type": "network",
+          "@type": d.bridge ? "bridge" : "network",
           mac: { "@address": d.mac },
-          source: { "@network": d.network },
+          source: d.bridge ? { "@bridge": d.bridge } : { "@network": d.network },
           model: { "@type": "virtio" },
         },
         serial: { "@type": "pty", target: { "@port": "0" } },

@@ -38,6 +38,7 @@ export interface MoveRequest {
   memoryMiB: number;
   diskGiB: number;
   network: string;
+  bridge?: string;
   mac: string;
   baseVolume: string;
   overlayVolume: string;
@@ -132,8 +133,10 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
     if (/incompatible|error/i.test(out)) problems.push(`CPU: ${r.to.hostName} cannot run this guest's CPU (${out.trim().split("\n")[0]})`);
   }
 
-  const net = parseKeyValues(await T.exec(["net-info", "--", r.network]).catch((e: unknown) => `Active: no (${msg(e)})`));
-  if (net.Active !== "yes") problems.push(`network ${r.network} is not active on ${r.to.hostName}`);
+  if (!r.bridge) { // a host bridge is outside libvirt's view; a libvirt network must be active
+    const net = parseKeyValues(await T.exec(["net-info", "--", r.network]).catch((e: unknown) => `Active: no (${msg(e)})`));
+    if (net.Active !== "yes") problems.push(`network ${r.network} is not active on ${r.to.hostName}`);
+  }
 
   // memory
   const mem = parseKeyValues(await T.exec(["nodememstats"]));

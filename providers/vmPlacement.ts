@@ -21,6 +21,7 @@ export interface PlacementInputs {
   uri: string;
   pool: string;
   network: string;
+  bridge?: string;
   domainType: DomainType;
   vcpus: number;
   memoryMiB: number;
@@ -68,7 +69,7 @@ export interface PlacementOutputs extends PlacementInputs {
 /** Changing these means a different disk or a different identity: replacement (shown as such in preview). */
 export const REPLACE_KEYS = ["name", "pool", "baseVolume", "diskGiB"] as const;
 /** Changing these redefines the domain in place: graceful shutdown, define, start; the disk stays. */
-export const RESTART_KEYS = ["vcpus", "memoryMiB", "network", "mac", "domainType", "isoHash", "kernel", "initrd", "cmdline"] as const;
+export const RESTART_KEYS = ["vcpus", "memoryMiB", "network", "bridge", "mac", "domainType", "isoHash", "kernel", "initrd", "cmdline"] as const;
 /** A host change is a migration: one update, never a replacement. */
 export const MOVE_KEYS = ["hostName", "uri"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
@@ -173,7 +174,7 @@ function moveRequest(olds: PlacementOutputs, news: PlacementInputs): MoveRequest
     migration: news.migration,
     // the running domain is the old definition: it moves as it is, and a changed definition is applied afterwards
     domainType: olds.domainType, vcpus: olds.vcpus, memoryMiB: olds.memoryMiB, diskGiB: olds.diskGiB, network: olds.network,
-    mac: olds.mac, baseVolume: olds.baseVolume, overlayVolume: olds.overlayVolume ?? overlayName(olds.name),
+    bridge: olds.bridge, mac: olds.mac, baseVolume: olds.baseVolume, overlayVolume: olds.overlayVolume ?? overlayName(olds.name),
     isoVolume: olds.isoVolume, kernel: olds.kernel, initrd: olds.initrd, cmdline: olds.cmdline,
     guest: { user: news.user, privateKeyPath: news.privateKeyPath, staticAddress: news.staticAddress },
   };

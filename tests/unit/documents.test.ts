@@ -42,6 +42,13 @@ test("domain XML (snapshot) round-trips through the parser", () => {
     .toContain("/a&apos;&lt;b&gt;&amp;");
 });
 
+test("a host bridge instead of a libvirt network", () => {
+  const xml = domainXml({ name: "x", domainType: "kvm", vcpus: 1, memoryMiB: 512, diskPath: "/d", isoPath: "/i", network: "default", bridge: "br0", mac: vm.mac });
+  expect(xml).toContain(`<interface type="bridge">`);
+  expect(xml).toContain(`<source bridge="br0"/>`);
+  expect(xml).not.toContain("network=");
+});
+
 test("domifaddr parsing picks the VM's MAC", () => {
   const out = ` Name       MAC address          Protocol     Address
 -------------------------------------------------------------------------------

@@ -101,3 +101,15 @@ test("shared storage needs a sharedPool on the VM's host; hosts validate migrati
   expect(p).toMatch(/storage: "shared" needs hosts.hv-a.sharedPool/);
   expect(p).toMatch(/migrationUri: a libvirt URI/);
 });
+
+test("a host attaches VMs to a libvirt network or a host bridge, never both; bridge names are interface names", () => {
+  const ok = base();
+  ok.hosts["hv-a"] = { uri: "qemu:///system", bridge: "br0" } as never;
+  expect(parseSpec(ok).hosts["hv-a"].bridge).toBe("br0");
+  const both = base();
+  (both.hosts["hv-a"] as Record<string, unknown>).bridge = "br0";
+  expect(problems(both).join("\n")).toMatch(/give network or bridge, not both/);
+  const bad = base();
+  bad.hosts["hv-a"] = { uri: "qemu:///system", bridge: "br0; reboot" } as never;
+  expect(problems(bad).join("\n")).toMatch(/bridge: a Linux interface name/);
+});
