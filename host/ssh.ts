@@ -2,6 +2,7 @@
 // so only constant commands may go there (never a user value). (BatchMode, no host-key prompts, `--` before the destination), and
 // only constant remote commands. Optionally from inside a network namespace (the lab's guests live there).
 import { run, Runner } from "./runner";
+import { withPrivateFile } from "./tempFiles";
 
 export interface SshTarget {
   user: string;
@@ -26,15 +27,5 @@ export async function sshRun(t: SshTarget, remote: readonly string[], timeoutMs:
 
 /** `ssh-keygen -l -f` accepts exactly the keys OpenSSH can use; the key goes through a private temp file. */
 export async function validatePublicKey(key: string, runner: Runner = run): Promise<void> {
-  const { mkdtemp, writeFile, rm } = await import("node:fs/promises");
-  const { tmpdir } = await import("node:os");
-  const path = await import("node:path");
-  const dir = await mkdtemp(path.join(tmpdir(), "vm-infra-key-"));
-  try {
-    const f = path.join(dir, "key.pub");
-    await writeFile(f, key + "\n", { mode: 0o600 });
-    await runner("ssh-keygen", ["-l", "-f", f], { timeoutMs: 10_000 });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await withPrivateFile(key + "\n", (f) => runner("ssh-keygen", ["-l", "-f", f], { timeoutMs: 10_000 }), "key.pub");
 }

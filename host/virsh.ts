@@ -1,8 +1,6 @@
 // Thin typed wrappers over `virsh -c URI ...` (virsh parses its own argv: nothing here is ever a shell string).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
 import { CommandError, run, Runner } from "./runner";
+import { withPrivateFile } from "./tempFiles";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
@@ -22,14 +20,7 @@ export class Virsh {
 
   /** Runs a command that takes an XML file argument; the XML goes through a private temp file. */
   async withXml(xml: string, args: (file: string) => string[], timeoutMs = VIRSH_TIMEOUT_MS): Promise<string> {
-    const dir = await mkdtemp(path.join(tmpdir(), "vm-infra-xml-"));
-    const file = path.join(dir, "doc.xml");
-    try {
-      await writeFile(file, xml, { mode: 0o600 });
-      return await this.exec(args(file), timeoutMs);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    return withPrivateFile(xml, (file) => this.exec(args(file), timeoutMs), "doc.xml");
   }
 
   async domainState(name: string): Promise<string | undefined> {

@@ -7,12 +7,12 @@
 // placed on the target first; --copy-storage-inc needs the overlay pre-created on the target with its backing file;
 // shared storage on a local filesystem needs --unsafe (vm-infra proves sharing itself first); --undefinesource
 // leaves the source disks, removed only after health checks pass; an aborted copy leaves volumes on the target.
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { stat } from "node:fs/promises";
 import * as path from "node:path";
 import type { DomainType, MigrationSpec } from "../config/spec";
 import { run } from "../host/runner";
 import { sshRun } from "../host/ssh";
+import { withPrivateDir, withPrivateFile } from "../host/tempFiles";
 import { Virsh } from "../host/virsh";
 import { domainXml, parseDomainXml, parseKeyValues } from "../libvirt/domain";
 import { MoveShape, StorageMove, completionTimeoutMs, mib, migrateArgs, parseJobInfo, rewriteDiskPaths } from "../libvirt/migration";
@@ -129,7 +129,7 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
   const live = await S.exec(["dumpxml", "--", r.name]);
   const cpu = /<cpu[\s>][\s\S]*?<\/cpu>/.exec(live)?.[0];
   if (cpu && /<model/.test(cpu)) {
-    const out = await withTemp(cpu, (f) => T.exec(["hypervisor-cpu-compare", "--virttype", r.domainType, "--file", f]).catch((e: unknown) => `error: ${msg(e)}`));
+    const out = await withPrivateFile(cpu, (f) => T.exec(["hypervisor-cpu-compare", "--virttype", r.domainType, "--file", f]).catch((e: unknown) => `error: ${msg(e)}`));
     if (/incompatible|error/i.test(out)) problems.push(`CPU: ${r.to.hostName} cannot run this guest's CPU (${out.trim().split("\n")[0]})`);
   }
 
@@ -170,23 +170,11 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
   return { sourceState };
 }
 
-async function withTemp<T>(content: string | Buffer, f: (file: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(tmpdir(), "vm-infra-mig-"));
-  try {
-    const file = path.join(dir, "data");
-    await writeFile(file, content, { mode: 0o600 });
-    return await f(file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 // ---------------------------------------------------------------------------------------------- storage helpers
 
 /** Copies a volume between hosts through this machine (download, optional rebase onto the target's base, upload). */
 async function copyVolume(S: Virsh, T: Virsh, r: MoveRequest, vol: string, format: "qcow2" | "raw", created: string[]): Promise<number> {
-  const dir = await mkdtemp(path.join(tmpdir(), "vm-infra-vol-"));
-  try {
+  return withPrivateDir(async (dir) => {
     const file = path.join(dir, "vol");
     await S.exec(["vol-download", "--pool", r.from.pool, "--vol", vol, "--file", file], 1_800_000);
     if (format === "qcow2") {
@@ -199,9 +187,7 @@ async function copyVolume(S: Virsh, T: Virsh, r: MoveRequest, vol: string, forma
     created.push(vol);
     await T.exec(["vol-upload", "--pool", r.to.pool, "--vol", vol, "--file", file], 1_800_000);
     return (await stat(file)).size;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function createOverlay(v: Virsh, pool: string, r: MoveRequest): Promise<void> {
@@ -428,7 +414,7 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
           migration: r.migration, xmlFile, copyDisks: ["vda"],
         });
         log(`${r.name}: virsh ${call(needXml ? "<target xml>" : undefined).join(" ")}`);
-        if (needXml) await withTemp(xml, (f) => transfer(S, call(f), r, log));
+        if (needXml) await withPrivateFile(xml, (f) => transfer(S, call(f), r, log));
         else await transfer(S, call(), r, log);
       });
       const stats = parseJobInfo(await T.exec(["domjobinfo", "--completed", "--", r.name]).catch(() => ""));

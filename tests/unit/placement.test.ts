@@ -30,7 +30,7 @@ function fake(state: { domain?: string; volumes: Set<string>; failOn?: string; a
   const err = (m: string) => new CommandError(["virsh"], 1, null, false, m, "");
   return async (file, args) => {
     const a = args.slice(3); // -q -c <uri>
-    calls.push(a.map((x) => (x.includes("vm-infra-xml-") ? "<xml file>" : x)));
+    calls.push(a.map((x) => (x.endsWith("/doc.xml") ? "<xml file>" : x)));
     const ok = (stdout = "") => ({ stdout, stderr: "", exitCode: 0 });
     if (a[0] === state.failOn) throw err(`error: ${a[0]} failed on purpose`);
     switch (a[0]) {
