@@ -1,6 +1,7 @@
 // Thin typed wrappers over `virsh -c URI ...` (virsh parses its own argv: nothing here is ever a shell string).
 import { CommandError, run, Runner } from "./runner";
 import { withPrivateFile } from "./tempFiles";
+import { parseKeyValues } from "../libvirt/domain";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
@@ -46,6 +47,18 @@ export class Virsh {
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
+  }
+
+  /** A pool's state ("running", "inactive"...; undefined when virsh prints none) and its free bytes. */
+  async poolInfo(pool: string): Promise<{ state?: string; availableBytes: number }> {
+    const kv = parseKeyValues(await this.exec(["pool-info", "--bytes", "--", pool]));
+    return { state: kv.State, availableBytes: Number((kv.Available ?? "0").split(" ")[0]) };
+  }
+
+  /** A qcow2 overlay of `capacityGiB` on a qcow2 backing volume of the same pool. */
+  async createOverlay(pool: string, name: string, capacityGiB: number, backingVolume: string): Promise<void> {
+    await this.exec(["vol-create-as", "--pool", pool, "--name", name, "--capacity", `${capacityGiB}G`, "--format", "qcow2",
+      "--backing-vol", backingVolume, "--backing-vol-format", "qcow2"]);
   }
 
   async listDomains(): Promise<string[]> {

@@ -160,9 +160,8 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
     for (const vol of [r.overlayVolume, r.isoVolume])
       if (await T.volumeExists(r.to.pool, vol)) problems.push(`volume ${vol} already exists in pool ${r.to.pool} on ${r.to.hostName} (left from an earlier move? delete it first)`);
     const need = (await volBytes(S, r.from.pool, r.overlayVolume, "Allocation")) + (await volBytes(S, r.from.pool, r.isoVolume, "Capacity"));
-    const pool = parseKeyValues(await T.exec(["pool-info", "--bytes", "--", r.to.pool]));
-    if ((pool.State ?? "running") !== "running") problems.push(`pool ${r.to.pool} on ${r.to.hostName} is ${pool.State}`);
-    const avail = Number((pool.Available ?? "0").split(" ")[0]);
+    const { state, availableBytes: avail } = await T.poolInfo(r.to.pool);
+    if ((state ?? "running") !== "running") problems.push(`pool ${r.to.pool} on ${r.to.hostName} is ${state}`);
     const margin = 64 * 1024 ** 2;
     if (avail < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available, the copy needs ${mib(need + margin)}`);
   }
@@ -188,11 +187,6 @@ async function copyVolume(S: Virsh, T: Virsh, r: MoveRequest, vol: string, forma
     await T.exec(["vol-upload", "--pool", r.to.pool, "--vol", vol, "--file", file], 1_800_000);
     return (await stat(file)).size;
   });
-}
-
-async function createOverlay(v: Virsh, pool: string, r: MoveRequest): Promise<void> {
-  await v.exec(["vol-create-as", "--pool", pool, "--name", r.overlayVolume, "--capacity", `${r.diskGiB}G`, "--format", "qcow2",
-    "--backing-vol", r.baseVolume, "--backing-vol-format", "qcow2"]);
 }
 
 // ----------------------------------------------------------------------------------------------------- transfer
@@ -371,15 +365,12 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
 
     // the target gets what libvirt will not copy
     await attempt("prepare target", async () => {
-      if (r.storage === "copy") {
-        if (offline) {
-          rec.bytesMoved = await copyVolume(S, T, r, r.isoVolume, "raw", createdOnTarget);
-        } else {
-          await createOverlay(T, r.to.pool, r);
-          createdOnTarget.push(r.overlayVolume);
-          rec.bytesMoved = await copyVolume(S, T, r, r.isoVolume, "raw", createdOnTarget);
-        }
+      if (r.storage !== "copy") return;
+      if (!offline) { // libvirt's incremental copy needs the overlay there (offline moves copy the whole file later)
+        await T.createOverlay(r.to.pool, r.overlayVolume, r.diskGiB, r.baseVolume);
+        createdOnTarget.push(r.overlayVolume);
       }
+      rec.bytesMoved = await copyVolume(S, T, r, r.isoVolume, "raw", createdOnTarget);
     });
     const paths = { diskPath: await T.volumePath(r.to.pool, r.overlayVolume).catch(() => ""), isoPath: await T.volumePath(r.to.pool, r.isoVolume) };
     const srcPaths = { diskPath: await S.volumePath(r.from.pool, r.overlayVolume), isoPath: await S.volumePath(r.from.pool, r.isoVolume) };
@@ -391,7 +382,8 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
         stopped = true;
       });
       await attempt("copy disk", async () => {
-        if (r.storage === "copy") rec.bytesMoved = (rec.bytesMoved ?? 0) + (await copyVolume(S, T, r, r.overlayVolume, "qcow2", createdOnTarget));
+        if (r.storage !== "copy") return; // shared: the target already sees the disk
+        rec.bytesMoved = (rec.bytesMoved ?? 0) + (await copyVolume(S, T, r, r.overlayVolume, "qcow2", createdOnTarget));
         paths.diskPath = await T.volumePath(r.to.pool, r.overlayVolume);
       });
       await attempt("define and start on target", async () => {
@@ -405,17 +397,18 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
         paused = true;
       }
       await attempt("transfer", async () => {
-        const xml = rewriteDiskPaths(await S.exec(["dumpxml", "--migratable", "--", r.name]), {
-          [srcPaths.diskPath]: paths.diskPath, [srcPaths.isoPath]: paths.isoPath,
-        });
         const needXml = srcPaths.diskPath !== paths.diskPath || srcPaths.isoPath !== paths.isoPath;
         const call = (xmlFile?: string) => migrateArgs({
           name: r.name, destUri: r.to.migrationUri ?? r.to.uri, p2p: !!r.to.migrationUri, storage: r.storage,
           migration: r.migration, xmlFile, copyDisks: ["vda"],
         });
         log(`${r.name}: virsh ${call(needXml ? "<target xml>" : undefined).join(" ")}`);
-        if (needXml) await withPrivateFile(xml, (f) => transfer(S, call(f), r, log));
-        else await transfer(S, call(), r, log);
+        if (!needXml) return transfer(S, call(), r, log);
+        // the target's pool keeps the disks under other paths: hand libvirt the domain as it must be defined there
+        const xml = rewriteDiskPaths(await S.exec(["dumpxml", "--migratable", "--", r.name]), {
+          [srcPaths.diskPath]: paths.diskPath, [srcPaths.isoPath]: paths.isoPath,
+        });
+        await withPrivateFile(xml, (f) => transfer(S, call(f), r, log));
       });
       const stats = parseJobInfo(await T.exec(["domjobinfo", "--completed", "--", r.name]).catch(() => ""));
       rec.downtimeMs = stats.downtimeMs; // libvirt's figure for the switchover
@@ -424,7 +417,6 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<{ record: 
         if (sourceState === "running") await attempt("resume on target", () => T.exec(["resume", "--", r.name]));
         if (paused) rec.downtimeMs = Date.now() - tSwitch; // suspended from before the transfer until now
       }
-      if (r.storage === "copy") paths.diskPath = await T.volumePath(r.to.pool, r.overlayVolume);
     }
 
     if (sourceState === "running") {
@@ -488,7 +480,7 @@ export async function rollback(r: MoveRequest, S: Virsh, T: Virsh, f: RollbackFa
         if (r.storage === "copy") {
           await step(`recreated the overlay on ${r.from.hostName} for the copy back`, async () => {
             await S.deleteVolume(r.from.pool, r.overlayVolume);
-            await createOverlay(S, r.from.pool, r);
+            await S.createOverlay(r.from.pool, r.overlayVolume, r.diskGiB, r.baseVolume);
           });
         }
         const back = migrateArgs({

@@ -8,12 +8,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { writeSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Virsh, isNotFound } from "../host/virsh";
-import { domainXml, parseDomainXml, parseKeyValues } from "../libvirt/domain";
+import { domainXml, parseDomainXml } from "../libvirt/domain";
 import type { DomainType, MigrationSpec } from "../config/spec";
 import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
 import { stopDomain, undefineDomain } from "./domainOps";
-import { MigrationError, MigrationRecord, MoveRequest, moveVm } from "./migrate";
+import { MigrationError, MigrationRecord, MoveRequest, moveVm, shapeOf } from "./migrate";
 
 export interface PlacementInputs {
   name: string;
@@ -111,10 +111,9 @@ export const FIRST_BOOT_BYTES = 256 * 1024 ** 2;
 
 /** A pool without room fails the create before anything is made there (a thin overlay grows later; this is the floor). */
 async function checkRoom(v: Virsh, i: PlacementInputs): Promise<void> {
-  const kv = parseKeyValues(await v.exec(["pool-info", "--bytes", "--", i.pool]));
-  const available = Number((kv.Available ?? "0").split(" ")[0]);
+  const { state, availableBytes: available } = await v.poolInfo(i.pool);
   const need = (await stat(i.isoFile)).size + FIRST_BOOT_BYTES;
-  if (kv.State !== undefined && kv.State !== "running") throw new Error(`pool ${i.pool} on ${i.hostName} is ${kv.State}; start it (virsh pool-start ${i.pool})`);
+  if (state !== undefined && state !== "running") throw new Error(`pool ${i.pool} on ${i.hostName} is ${state}; start it (virsh pool-start ${i.pool})`);
   if (available < need)
     throw new Error(`pool ${i.pool} on ${i.hostName} has ${(available / 1024 ** 2).toFixed(0)} MiB available; a new VM needs at least ` +
       `${(need / 1024 ** 2).toFixed(0)} MiB (seed + first boot). Free space in the pool or choose another pool`);
@@ -124,8 +123,7 @@ async function ensureVolumes(v: Virsh, i: PlacementInputs, created: string[]): P
   const overlay = overlayName(i.name);
   if (i.storage === "shared") await v.refreshPool(i.pool); // a shared pool shows what other hosts wrote only after a refresh
   if (!(await v.volumeExists(i.pool, overlay))) {
-    await v.exec(["vol-create-as", "--pool", i.pool, "--name", overlay, "--capacity", `${i.diskGiB}G`, "--format", "qcow2",
-      "--backing-vol", i.baseVolume, "--backing-vol-format", "qcow2"]);
+    await v.createOverlay(i.pool, overlay, i.diskGiB, i.baseVolume);
     created.push(overlay);
   }
   const isoVol = isoVolumeName(i.name, i.isoHash);
@@ -196,8 +194,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     const d = placementDiff(olds, news);
     // preview's plan line; computed from inputs only (preview runs nothing on any host)
     if (moves(olds, news) && olds.hostName !== undefined)
-      say(`plan: ${planLine({ name: news.name, fromHost: olds.hostName, toHost: news.hostName, storage: news.storage === "shared" ? "shared" : "copy",
-        migration: news.migration, memoryMiB: olds.memoryMiB, diskGiB: olds.diskGiB })}`);
+      say(`plan: ${planLine(shapeOf(moveRequest(olds, news)))}`);
     return d;
   },
 
@@ -275,7 +272,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     let current: PlacementOutputs = { ...olds, leftovers: [] };
     if (moves(olds, news)) {
       const req = moveRequest(olds, news);
-      say(`plan: ${planLine({ name: req.name, fromHost: req.from.hostName, toHost: req.to.hostName, storage: req.storage, migration: req.migration, memoryMiB: req.memoryMiB, diskGiB: req.diskGiB })}`);
+      say(`plan: ${planLine(shapeOf(req))}`);
       try {
         const { record, paths } = await moveVm(req, { log: say });
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });
