@@ -7,27 +7,15 @@
 // flags vm-infra uses), `pulumi refresh` (vm-infra finds it on hv-b), then `pulumi up` moves it back hv-b -> hv-a
 // through the provider. A pinger in hv-a's namespace (20 ms interval) runs through each move; the longest gap
 // between replies is the downtime the guest's network saw.
-import * as path from "node:path";
 import { run } from "../host/runner";
+import { arg, benchStack } from "./benchStack";
 import { Virsh } from "../host/virsh";
 import { HOSTS, migrationUri, uri } from "../lab/layout";
 import { ensureLab, labHostsConfig, writeLabStack } from "../lab/stack";
 import { migrateArgs } from "../libvirt/migration";
 import { MIGRATION_DEFAULTS } from "../config/spec";
 
-const root = path.join(__dirname, "..", "..");
-const stack = "bench-mig";
-const common = ["--cwd", root, "--stack", stack, "--non-interactive"];
-const arg = (k: string, d: string) => {
-  const i = process.argv.indexOf(k);
-  return i > 0 ? process.argv[i + 1] : d;
-};
-
-async function pulumi(args: string[]): Promise<number> {
-  const t0 = Date.now();
-  await run("pulumi", [...args, ...common], { timeoutMs: 30 * 60_000 });
-  return Date.now() - t0;
-}
+const bench = benchStack("bench-mig");
 
 /** Pings `address` from hv-a's namespace every 20 ms while `f` runs; returns f's time and the longest reply gap. */
 async function withPing(address: string, f: () => Promise<unknown>): Promise<{ ms: number; maxGapMs: number; lost: number }> {
@@ -50,12 +38,12 @@ async function withPing(address: string, f: () => Promise<unknown>): Promise<{ m
 async function main(): Promise<void> {
   const rounds = Number(arg("--rounds", "3"));
   const { image, publicKey } = await ensureLab();
-  await run("pulumi", ["stack", "select", "--create", ...common], { timeoutMs: 60_000 });
+  await bench.select();
   const vm = { name: "bench-m", host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", storage: "shared" };
-  await writeLabStack(root, stack, [vm], image, publicKey, { "vm-infra:hosts": labHostsConfig() });
+  await writeLabStack(bench.root, bench.stack, [vm], image, publicKey, { "vm-infra:hosts": labHostsConfig() });
   console.log("bench: creating bench-m (shared storage) through vm-infra ...");
-  const createMs = await pulumi(["up", "--yes", "--skip-preview"]);
-  const out = JSON.parse((await run("pulumi", ["stack", "output", "vms", "--json", ...common], { timeoutMs: 60_000 })).stdout);
+  const createMs = await bench.timed(["up", "--yes", "--skip-preview"]);
+  const out = await bench.vmsOutput();
   const address = out["bench-m"].address as string;
   console.log(`bench: pulumi up of one VM to cloud-init done: ${(createMs / 1000).toFixed(1)} s`);
 
@@ -68,20 +56,20 @@ async function main(): Promise<void> {
     const raw = await withPing(address, () => a.exec(rawArgs, 600_000));
     const rawJob = await b.exec(["domjobinfo", "--completed", "--", "bench-m"]).catch(() => "");
     const rawDowntime = /Total downtime:\s+(\d+)/.exec(rawJob)?.[1] ?? "?";
-    const refreshMs = await pulumi(["refresh", "--yes", "--skip-preview"]);
-    const prov = await withPing(address, () => pulumi(["up", "--yes", "--skip-preview"]));
-    const rec = JSON.parse((await run("pulumi", ["stack", "output", "vms", "--json", ...common], { timeoutMs: 60_000 })).stdout)["bench-m"].lastMigration;
+    const refreshMs = await bench.timed(["refresh", "--yes", "--skip-preview"]);
+    const prov = await withPing(address, () => bench.timed(["up", "--yes", "--skip-preview"]));
+    const rec = (await bench.vmsOutput())["bench-m"].lastMigration as { durationMs: number; downtimeMs: number; health: { ms: number }[] };
     rows.push([
       `round ${i}`,
       `raw virsh migrate a->b ${(raw.ms / 1000).toFixed(2)} s, libvirt downtime ${rawDowntime} ms, ping gap ${raw.maxGapMs} ms (${raw.lost} lost)`,
       `vm-infra b->a: pulumi up ${(prov.ms / 1000).toFixed(2)} s, of which the move ${(rec.durationMs / 1000).toFixed(2)} s ` +
-        `(health checks ${(rec.health as { ms: number }[]).reduce((s, h) => s + h.ms, 0)} ms), libvirt downtime ${rec.downtimeMs} ms, ping gap ${prov.maxGapMs} ms (${prov.lost} lost)`,
+        `(health checks ${rec.health.reduce((s, h) => s + h.ms, 0)} ms), libvirt downtime ${rec.downtimeMs} ms, ping gap ${prov.maxGapMs} ms (${prov.lost} lost)`,
       `overhead vs raw: move ${((rec.durationMs - raw.ms) / 1000).toFixed(2)} s, whole up ${((prov.ms - raw.ms) / 1000).toFixed(2)} s; refresh ${(refreshMs / 1000).toFixed(1)} s`,
     ].join("\n  "));
     console.log(rows[rows.length - 1]);
   }
-  await pulumi(["destroy", "--yes", "--skip-preview"]);
-  await run("pulumi", ["stack", "rm", "--yes", "--force", ...common], { timeoutMs: 60_000 });
+  await bench.timed(["destroy", "--yes", "--skip-preview"]);
+  await bench.remove();
 }
 
 main().catch((e) => {

@@ -3,20 +3,14 @@
 // on 2 cores the floor itself is CPU-bound, so compare N with N, not with one VM.
 //
 //   scripts/with-env.sh node dist/scripts/benchUp.js [--vms N]      (npm run bench:up -- --vms 8)
-import * as path from "node:path";
-import { run } from "../host/runner";
+
+import { arg, benchStack } from "./benchStack";
 import { Virsh } from "../host/virsh";
 import { HOSTS, uri } from "../lab/layout";
 import { Base, ensureBase, rawBoot, rawRemove } from "../lab/raw";
 import { KEY_PATH, ensureLab, labHostsConfig, labImageConfig, writeLabStack } from "../lab/stack";
 
-const root = path.join(__dirname, "..", "..");
-const stack = "bench-up";
-const common = ["--cwd", root, "--stack", stack, "--non-interactive"];
-const arg = (k: string, d: string) => {
-  const i = process.argv.indexOf(k);
-  return i > 0 ? process.argv[i + 1] : d;
-};
+const bench = benchStack("bench-up");
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /** The floor: N VMs booted by hand in parallel on hv-a (the base image uploaded first, not counted). */
@@ -34,12 +28,6 @@ async function rawFloor(n: number, base: Base, publicKey: string) {
   return { wallMs, each };
 }
 
-async function timed(args: string[]): Promise<number> {
-  const t0 = Date.now();
-  await run("pulumi", [...args, ...common], { timeoutMs: 60 * 60_000 });
-  return Date.now() - t0;
-}
-
 async function main(): Promise<void> {
   const n = Number(arg("--vms", "1"));
   const { image, publicKey } = await ensureLab();
@@ -49,13 +37,13 @@ async function main(): Promise<void> {
   console.log(`floor: ${n} VM(s) by hand with virsh, in parallel on hv-a: ISO + volumes ${s(worst("prepareMs"))}; define -> SSH ${s(worst("sshMs"))}; ` +
     `define -> cloud-init done ${s(worst("doneMs"))}; all done ${s(floor.wallMs)}`);
 
-  await run("pulumi", ["stack", "select", "--create", ...common], { timeoutMs: 60_000 });
+  await bench.select();
   const vms = Array.from({ length: n }, (_, i) => ({ name: `bench-${i + 1}`, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops" }));
-  await writeLabStack(root, stack, vms, image, publicKey, { "vm-infra:hosts": labHostsConfig() });
-  const upMs = await timed(["up", "--yes", "--skip-preview"]);
-  const noopMs = await timed(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
-  const destroyMs = await timed(["destroy", "--yes", "--skip-preview"]);
-  await run("pulumi", ["stack", "rm", "--yes", "--force", ...common], { timeoutMs: 60_000 });
+  await writeLabStack(bench.root, bench.stack, vms, image, publicKey, { "vm-infra:hosts": labHostsConfig() });
+  const upMs = await bench.timed(["up", "--yes", "--skip-preview"]);
+  const noopMs = await bench.timed(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
+  const destroyMs = await bench.timed(["destroy", "--yes", "--skip-preview"]);
+  await bench.remove();
   console.log(`vm-infra: pulumi up of ${n} VM(s) on hv-a to cloud-init done ${s(upMs)} (includes the base image upload); ` +
     `ratio to the floor ${(upMs / floor.wallMs).toFixed(2)}; up with no changes ${s(noopMs)}; destroy ${s(destroyMs)}`);
 }

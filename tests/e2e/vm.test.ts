@@ -9,6 +9,7 @@ import { HOSTS, uri } from "../../lab/layout";
 import { KEY_PATH, ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { outputs, previewSteps, pulumi, up, urnName } from "../support/pulumiCli";
+import { inventory } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
@@ -25,16 +26,6 @@ const vmConfig = (memA: number, extra?: string) => [
 ];
 const ssh = (vm: VmOut, hostNs: string, cmd: string[]) =>
   sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, netns: hostNs }, cmd, 60_000);
-
-async function inventory(): Promise<string[]> {
-  const all: string[] = [];
-  for (const hst of HOSTS) {
-    const v = new Virsh(uri(hst));
-    for (const d of await v.listDomains()) all.push(`${hst.name}:domain:${d}`);
-    for (const vol of await v.listVolumes("default")) all.push(`${hst.name}:volume:${vol}`);
-  }
-  return all.sort();
-}
 
 let before: string[];
 
