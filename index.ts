@@ -42,7 +42,7 @@ export = async () => {
   for (const vm of spec.vms) {
     const c = new Vm(vm.name, {
       vm, host: spec.hosts[vm.host], hosts: spec.hosts, image: spec.image, baseImage: imageFor(vm), readiness: spec.readiness,
-      isoDir: path.join(__dirname, "..", ".vm-infra", "iso"), // compiled to dist/index.js
+      isoDir: path.join(__dirname, "..", ".vm-infra", "iso", pulumi.getStack()), // compiled to dist/index.js; one directory per stack
     });
     vms[vm.name] = pulumi.output({ address: c.address, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
       lastMigration: c.lastMigration });

@@ -32,7 +32,7 @@ export class BaseImage extends pulumi.ComponentResource {
       volume: args.image.volume,
       source: args.image.source,
       sha256: args.image.sha256,
-    }, { parent: this });
+    }, { parent: this, deleteBeforeReplace: true }); // same volume name: the old one's delete (which keeps a used image) runs first
     this.volume = vol.volume;
     this.registerOutputs({ volume: this.volume });
   }

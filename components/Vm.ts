@@ -1,8 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import { HostSpec, ImageSpec, ReadinessSpec, VmSpec } from "../config/spec";
 import { cloudInitDocs, instanceId } from "../cloud-init/documents";
-import { BUILD_ISO_SCRIPT, DELETE_ISO_SCRIPT } from "../cloud-init/buildIso";
 import { shim } from "../providers/shim";
 import { BaseImage } from "./BaseImage";
 
@@ -17,7 +15,7 @@ export interface VmArgs {
   /** The base image on that host; the overlay is created only after it is there. */
   readonly baseImage: BaseImage;
   readonly readiness: ReadinessSpec;
-  /** Local directory for built ISOs. Default ".vm-infra/iso" in the program directory. */
+  /** Local directory for this stack's built ISOs. Default ".vm-infra/iso/<stack>" in the program directory. */
   readonly isoDir?: string;
 }
 
@@ -27,11 +25,20 @@ class Placement extends pulumi.dynamic.Resource {
   declare readonly hostName: pulumi.Output<string>;
   declare readonly lastMigration: pulumi.Output<unknown>;
   declare readonly uuid: pulumi.Output<string>;
+  declare readonly powerState: pulumi.Output<string>;
+  declare readonly boots: pulumi.Output<number>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     super(shim("providers/vmPlacement"), name, {
       overlayVolume: undefined, isoVolume: undefined, diskPath: undefined, isoPath: undefined, uuid: undefined, lastMigration: undefined,
-      leftovers: undefined, ...props,
+      leftovers: undefined, instance: undefined, powerState: undefined, boots: undefined, missing: undefined, ...props,
     }, opts);
+  }
+}
+
+class SeedIso extends pulumi.dynamic.Resource {
+  declare readonly path: pulumi.Output<string>;
+  constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
+    super(shim("providers/isoFile"), name, { path: undefined, instance: undefined, sha256: undefined, ...props }, opts);
   }
 }
 
@@ -60,23 +67,16 @@ export class Vm extends pulumi.ComponentResource {
     super("vm-infra:index:Vm", name, {}, opts);
     const { vm, host, image, readiness } = args;
     const docs = cloudInitDocs(vm);
-    const isoDir = args.isoDir ?? ".vm-infra/iso";
-    const isoName = `${vm.name}-${docs.hash.slice(0, 16)}.iso`;
+    const isoDir = args.isoDir ?? `.vm-infra/iso/${pulumi.getStack()}`;
 
-    const iso = new command.local.Command(`${name}-cidata`, {
-      create: BUILD_ISO_SCRIPT,
-      delete: DELETE_ISO_SCRIPT,
-      interpreter: ["/bin/sh", "-c"],
-      // user-data carries keys and maybe credentials: the whole environment is one secret in state and logs (a
-      // secret nested inside a plain map makes the command provider see a change on every run)
-      environment: pulumi.secret({
-        VMI_ISO_DIR: isoDir,
-        VMI_ISO_NAME: isoName,
-        VMI_USER_DATA: docs.userData,
-        VMI_META_DATA: docs.metaData,
-        VMI_NETWORK_CONFIG: docs.networkConfig,
-      }),
-      triggers: [docs.hash],
+    // the documents carry keys and maybe credentials: they reach the provider as one Pulumi secret each
+    const iso = new SeedIso(`${name}-cidata`, {
+      dir: isoDir,
+      vm: vm.name,
+      hash: docs.hash,
+      userData: pulumi.secret(docs.userData),
+      metaData: pulumi.secret(docs.metaData),
+      networkConfig: pulumi.secret(docs.networkConfig),
     }, { parent: this });
 
     const poolOn = (h: HostSpec) => (vm.storage === "shared" ? h.sharedPool ?? h.pool : h.pool);
@@ -91,10 +91,12 @@ export class Vm extends pulumi.ComponentResource {
       vcpus: vm.vcpus,
       memoryMiB: vm.memoryMiB,
       diskGiB: vm.diskGiB,
-      baseVolume: args.baseImage.volume,
+      // the name from config, not the base image's output: a replacement of the base image must never make the
+      // engine consider replacing (deleting) the VM that stands on it; the ordering comes from dependsOn
+      baseVolume: image.volume,
       mac: vm.mac,
-      // a data dependency on the finished command: the path exists only once the ISO was renamed into place
-      isoFile: iso.stdout,
+      // a data dependency on the built ISO: the path exists only once the ISO was renamed into place
+      isoFile: iso.path,
       isoHash: docs.hash,
       kernel: image.kernel,
       initrd: image.initrd,
@@ -107,7 +109,13 @@ export class Vm extends pulumi.ComponentResource {
       privateKeyPath: readiness.privateKeyPath,
       staticAddress: vm.address?.cidr.split("/")[0],
       knownHosts: Object.fromEntries(Object.values(args.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
-    }, { parent: this, dependsOn: [iso, args.baseImage] });
+      owner: { project: pulumi.getProject(), stack: pulumi.getStack(), resource: `${name}-placement` },
+    }, {
+      parent: this, dependsOn: [iso, args.baseImage],
+      // the domain's name cannot exist twice on a host: a replacement (also `pulumi up --replace`, which never asks
+      // the provider) removes the old VM first
+      deleteBeforeReplace: true,
+    });
 
     const ready = new Ready(`${name}-ready`, {
       name: vm.name,
@@ -118,8 +126,10 @@ export class Vm extends pulumi.ComponentResource {
       netns: host.guestNetns,
       staticAddress: vm.address?.cidr.split("/")[0],
       timeoutSeconds: readiness.timeoutSeconds,
-      // a move, a new seed, a redefine or a re-creation (new UUID) means the guest must be checked again
-      generation: pulumi.interpolate`${placement.hostName}/${placement.isoVolume}/${placement.uuid}/${vm.memoryMiB}/${vm.vcpus}`,
+      // a stopped VM (shut off by choice, or moved offline while stopped) is reported as such, not waited for
+      powerState: placement.powerState,
+      // a move, a new seed, a redefine, a restart or a re-creation (new UUID) means the guest must be checked again
+      generation: pulumi.interpolate`${placement.hostName}/${placement.isoVolume}/${placement.uuid}/${placement.boots}/${vm.memoryMiB}/${vm.vcpus}`,
     }, { parent: this, dependsOn: [placement] });
 
     this.address = ready.address;

@@ -1,7 +1,7 @@
 // Thin typed wrappers over `virsh -c URI ...` (virsh parses its own argv: nothing here is ever a shell string).
 import { CommandError, run, Runner } from "./runner";
 import { withPrivateFile } from "./tempFiles";
-import { parseKeyValues } from "../libvirt/domain";
+import { parseKeyValues, parseVolumeXml } from "../libvirt/domain";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
@@ -82,6 +82,19 @@ export class Virsh {
 
   async volumePath(pool: string, vol: string): Promise<string> {
     return (await this.exec(["vol-path", "--pool", pool, "--", vol])).trim();
+  }
+
+  /** The volumes of `pool` whose backing file is `backingPath` (overlays standing on a base image). */
+  async backingUsers(pool: string, backingPath: string): Promise<string[]> {
+    const users: string[] = [];
+    for (const vol of await this.listVolumes(pool)) {
+      const xml = await this.exec(["vol-dumpxml", "--pool", pool, "--", vol]).catch((e) => {
+        if (isNotFound(e)) return ""; // removed while we looked
+        throw e;
+      });
+      if (xml && parseVolumeXml(xml).backingPath === backingPath) users.push(vol);
+    }
+    return users;
   }
 
   /** Deletes a volume; already gone is success. */

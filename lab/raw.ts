@@ -1,11 +1,11 @@
 // The raw-virsh path on the lab, without Pulumi or vm-infra's providers: a VM defined by hand on the image with a
-// NoCloud ISO (the same constant build script and pure builders), booted until SSH and cloud-init are done. It is the
+// NoCloud ISO (the same ISO builder and pure document builders), booted until SSH and cloud-init are done. It is the
 // lab's own proof and the performance floor the benchmarks compare vm-infra with.
+import { stat } from "node:fs/promises";
 import * as path from "node:path";
-import { BUILD_ISO_SCRIPT } from "../cloud-init/buildIso";
+import { buildSeedIso } from "../host/iso";
 import { cloudInitDocs } from "../cloud-init/documents";
 import { MIGRATION_DEFAULTS, macFor } from "../config/spec";
-import { run } from "../host/runner";
 import { sshRun } from "../host/ssh";
 import { Virsh } from "../host/virsh";
 import { domainXml } from "../libvirt/domain";
@@ -26,7 +26,7 @@ export interface RawVm {
 export async function ensureBase(v: Virsh, pool: string, base: Base): Promise<boolean> {
   await v.refreshPool(pool);
   if (await v.volumeExists(pool, base.volume)) return false;
-  const size = (await run("stat", ["-c", "%s", "--", base.source], { timeoutMs: 10_000 })).stdout.trim();
+  const size = String((await stat(base.source)).size);
   await v.exec(["vol-create-as", "--pool", pool, "--name", base.volume, "--capacity", size, "--format", "qcow2"]);
   await v.exec(["vol-upload", "--pool", pool, "--vol", base.volume, "--file", base.source], 600_000);
   return true;
@@ -49,14 +49,11 @@ export async function rawBoot(v: Virsh, o: RawBootOptions) {
     storage: "local" as const, migration: MIGRATION_DEFAULTS };
   const docs = cloudInitDocs(vm);
   const t0 = Date.now();
-  const iso = (await run("/bin/sh", ["-c", BUILD_ISO_SCRIPT], {
-    timeoutMs: 60_000,
-    env: { VMI_ISO_DIR: path.join(LAB_DIR, "raw-iso"), VMI_ISO_NAME: `${o.name}.iso`, VMI_USER_DATA: docs.userData, VMI_META_DATA: docs.metaData,
-      VMI_NETWORK_CONFIG: docs.networkConfig },
-  })).stdout.trim();
+  const iso = path.join(LAB_DIR, "raw-iso", `${o.name}.iso`);
+  await buildSeedIso({ "user-data": docs.userData, "meta-data": docs.metaData, "network-config": docs.networkConfig }, iso);
   await v.exec(["vol-create-as", "--pool", o.pool, "--name", `${o.name}.qcow2`, "--capacity", "4G", "--format", "qcow2", "--backing-vol", o.base.volume,
     "--backing-vol-format", "qcow2"]);
-  const isoSize = (await run("stat", ["-c", "%s", "--", iso], { timeoutMs: 10_000 })).stdout.trim();
+  const isoSize = String((await stat(iso)).size);
   await v.exec(["vol-create-as", "--pool", o.pool, "--name", `${o.name}.iso`, "--capacity", isoSize, "--format", "raw"]);
   await v.exec(["vol-upload", "--pool", o.pool, "--vol", `${o.name}.iso`, "--file", iso]);
   const diskPath = await v.volumePath(o.pool, `${o.name}.qcow2`);

@@ -3,8 +3,21 @@
 import { XMLBuilder, XMLParser } from "fast-xml-parser";
 import type { DomainType } from "../config/spec";
 
+/** Who made a domain: written into its libvirt <metadata>, read before anything of that name is touched. */
+export interface Owner {
+  project: string;
+  stack: string;
+  /** The placement resource's name in that stack. */
+  resource: string;
+  /** Random per created placement: its volumes carry it in their names (volumes have no metadata of their own). */
+  instance: string;
+}
+
+export const OWNER_NS = "https://github.com/vm-infra/xmlns/owner/1";
+
 export interface DomainInputs {
   name: string;
+  owner?: Owner;
   /** Keep the existing domain's UUID on redefine (libvirt refuses a same-name define with a new UUID). */
   uuid?: string;
   domainType: DomainType;
@@ -38,6 +51,7 @@ export function domainXml(d: DomainInputs): string {
       "@type": d.domainType,
       name: d.name,
       ...(d.uuid ? { uuid: d.uuid } : {}),
+      ...(d.owner ? { metadata: ownerElement(d.owner) } : {}),
       memory: { "@unit": "MiB", "#text": String(d.memoryMiB) },
       currentMemory: { "@unit": "MiB", "#text": String(d.memoryMiB) },
       vcpu: { "@placement": "static", "#text": String(d.vcpus) },
@@ -86,6 +100,30 @@ export function domainXml(d: DomainInputs): string {
     },
   };
   return builder.build(doc) as string;
+}
+
+function ownerElement(o: Owner): Record<string, unknown> {
+  return { "vmi:owner": { "@xmlns:vmi": OWNER_NS, "@project": o.project, "@stack": o.stack, "@resource": o.resource, "@instance": o.instance } };
+}
+
+/** The owner element alone, for `virsh metadata --uri OWNER_NS --key vmi --set` (libvirt adds the namespace). */
+export function ownerXml(o: Owner): string {
+  return (builder.build({ owner: { "@project": o.project, "@stack": o.stack, "@resource": o.resource, "@instance": o.instance } }) as string).trim();
+}
+
+/** The owner recorded in a domain's XML, if vm-infra made it. */
+export function parseOwner(xml: string): Owner | undefined {
+  const md = parser.parse(xml).domain?.metadata;
+  const o = md?.["vmi:owner"] ?? Object.entries(md ?? {}).find(([k]) => k.endsWith(":owner"))?.[1];
+  if (!o || typeof o !== "object") return undefined;
+  const a = o as Record<string, string>;
+  return { project: a["@project"], stack: a["@stack"], resource: a["@resource"], instance: a["@instance"] };
+}
+
+/** The UUID in a domain's XML. */
+export function parseUuid(xml: string): string | undefined {
+  const u = parser.parse(xml).domain?.uuid;
+  return typeof u === "string" ? u : undefined;
 }
 
 /**
@@ -142,4 +180,12 @@ export function parseDomainXml(xml: string): LiveDomain {
     mac: iface?.mac?.["@address"],
     diskPaths: disks.map((x) => x.source?.["@file"]).filter((x): x is string => typeof x === "string"),
   };
+}
+
+/** `virsh vol-dumpxml` -> the volume's own path and its backing file's path (an overlay's base), if any. */
+export function parseVolumeXml(xml: string): { path?: string; backingPath?: string } {
+  const v = parser.parse(xml).volume;
+  const p = v?.target?.path;
+  const b = v?.backingStore?.path;
+  return { path: typeof p === "string" ? p : undefined, backingPath: typeof b === "string" ? b : undefined };
 }

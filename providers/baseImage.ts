@@ -1,8 +1,14 @@
 // The base image in one host's pool: uploaded once from a local file whose sha256 is checked first, or declared as
-// already present (no source): then create only verifies that the volume exists. Delete removes what it uploaded.
+// already present (no source): then create only verifies that the volume exists.
+//
+// A base image is shared by every overlay built on it, whichever stack made them, so its owner is its users: delete
+// removes an image vm-infra uploads (one with a source) only when no volume in the pool has it as backing file, and
+// otherwise leaves it, naming the users. A declared image (no source) is the operator's and is never removed. Refresh
+// reports an image that is gone, so the next up uploads it again (before the overlays that need it).
 import * as pulumi from "@pulumi/pulumi";
 import { stat } from "node:fs/promises";
-import { run } from "../host/runner";
+import { writeSync } from "node:fs";
+import { sha256File } from "../host/iso";
 import { Virsh } from "../host/virsh";
 import { audit } from "./audit";
 
@@ -16,12 +22,17 @@ export interface BaseImageInputs {
 }
 
 export interface BaseImageOutputs extends BaseImageInputs {
+  /** This resource's create uploaded the volume (false: it was there already). */
   uploaded: boolean;
 }
 
-async function sha256(file: string): Promise<string> {
-  return (await run("sha256sum", ["--", file], { timeoutMs: 300_000 })).stdout.split(" ")[0];
-}
+const say = (line: string): void => {
+  try {
+    writeSync(1, `${line}\n`);
+  } catch {
+    /* the engine is gone */
+  }
+};
 
 export const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: BaseImageOutputs, news: BaseImageInputs) {
@@ -33,7 +44,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     await v.refreshPool(i.pool); // the pool may be shared: another host may have uploaded the image
     if (await v.volumeExists(i.pool, i.volume)) return { id: `${i.hostName}/${i.volume}`, outs: { ...i, uploaded: false } };
     if (!i.source) throw new Error(`base image ${i.volume} is not in pool ${i.pool} on ${i.hostName}, and no image.source is configured to upload it`);
-    const got = await sha256(i.source);
+    const got = await sha256File(i.source);
     if (got !== i.sha256) throw new Error(`base image ${i.source}: sha256 ${got} does not match the configured ${i.sha256}`);
     const size = (await stat(i.source)).size;
     await v.exec(["vol-create-as", "--pool", i.pool, "--name", i.volume, "--capacity", String(size), "--format", "qcow2"]);
@@ -46,12 +57,35 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     audit({ action: "upload-base-image", vm: "-", host: i.hostName, outcome: "ok", detail: i.volume });
     return { id: `${i.hostName}/${i.volume}`, outs: { ...i, uploaded: true } };
   },
-  async update(_id: string, _olds: BaseImageOutputs, news: BaseImageInputs) {
-    return { outs: { ..._olds, ...news } };
+  /** Refresh: is the volume still in the pool? Gone means the next up uploads it again. An unreachable host changes nothing. */
+  async read(id: string, props: BaseImageOutputs) {
+    const v = new Virsh(props.uri);
+    try {
+      await v.refreshPool(props.pool);
+      if (await v.volumeExists(props.pool, props.volume)) return { id, props };
+    } catch (e) {
+      say(`base image ${props.volume}: refresh could not ask ${props.hostName} (${e instanceof Error ? e.message.slice(0, 200) : e}); state kept`);
+      return { id, props };
+    }
+    say(`base image ${props.volume} is gone from pool ${props.pool} on ${props.hostName}: up uploads it again`);
+    return { id: undefined as unknown as string, props: {} };
+  },
+  async update(_id: string, olds: BaseImageOutputs, news: BaseImageInputs) {
+    return { outs: { ...olds, ...news } };
   },
   async delete(_id: string, p: BaseImageOutputs) {
-    if (!p.uploaded) return; // declared as present: not ours to remove
-    await new Virsh(p.uri).deleteVolume(p.pool, p.volume);
+    if (!p.source) return; // declared as present: the operator's image, not vm-infra's to remove
+    const v = new Virsh(p.uri);
+    await v.refreshPool(p.pool);
+    if (!(await v.volumeExists(p.pool, p.volume))) return;
+    const users = await v.backingUsers(p.pool, await v.volumePath(p.pool, p.volume));
+    if (users.length > 0) {
+      say(`base image ${p.volume} on ${p.hostName} kept: ${users.length} volume(s) in pool ${p.pool} stand on it (${users.join(", ")}); ` +
+        `it is removed by whichever vm-infra stack deletes it after the last of them`);
+      audit({ action: "keep-base-image", vm: "-", host: p.hostName, outcome: "ok", detail: `${p.volume} used by ${users.join(",")}` });
+      return;
+    }
+    await v.deleteVolume(p.pool, p.volume);
     audit({ action: "delete-base-image", vm: "-", host: p.hostName, outcome: "ok", detail: p.volume });
   },
 };

@@ -4,7 +4,16 @@ import * as pulumi from "@pulumi/pulumi";
 import { Virsh } from "../host/virsh";
 import { sshRun } from "../host/ssh";
 import { parseDomifaddr } from "../libvirt/domain";
+import { writeSync } from "node:fs";
 import { sleep } from "./domainOps";
+
+const say = (line: string): void => {
+  try {
+    writeSync(1, `${line}\n`);
+  } catch {
+    /* the engine is gone */
+  }
+};
 
 export interface ReadyInputs {
   name: string;
@@ -15,13 +24,18 @@ export interface ReadyInputs {
   netns?: string;
   staticAddress?: string;
   timeoutSeconds: number;
+  /** The domain's state as the placement last saw it; a VM that is not running is reported, not waited for. */
+  powerState?: string;
   /** Changes whenever the placement restarts the guest, so readiness is checked again. */
   generation: string;
 }
 
 export interface ReadyOutputs extends ReadyInputs {
+  /** "" when the VM is not running. */
   address: string;
   readySeconds: number;
+  /** What readiness found: "ready", or the domain's state when the VM is not running (e.g. "shut off"). */
+  status: string;
 }
 
 /**
@@ -44,6 +58,14 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
   const t0 = Date.now();
   const end = t0 + i.timeoutSeconds * 1000;
   const v = new Virsh(i.uri);
+  // a stopped VM was stopped by someone on purpose (by hand, or it was moved while stopped): say so, do not wait for it
+  if (i.powerState !== undefined && i.powerState !== "running") {
+    const now = await v.domainState(i.name).catch(() => i.powerState);
+    if (now !== "running") {
+      log(`${i.name}: ${now ?? "not defined"} on ${i.uri}: not started by vm-infra, readiness not checked (start it with virsh start, then pulumi up)`);
+      return { ...i, address: "", readySeconds: 0, status: now ?? "absent" };
+    }
+  }
   let address = i.staticAddress;
   let lastErr = "no address yet";
   while (Date.now() < end) {
@@ -56,7 +78,7 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
           Math.max(5000, Math.min(end - Date.now(), 300_000)),
         );
         if (/status: done/.test(r.stdout)) {
-          return { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10 };
+          return { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready" };
         }
         lastErr = `cloud-init: ${r.stdout.trim()}`;
       } catch (e) {
@@ -65,7 +87,8 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
         if (/status: (error|degraded)/.test(lastErr)) throw new Error(`${i.name}: cloud-init finished with errors: ${lastErr}`);
       }
     }
-    log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${Math.round((Date.now() - t0) / 1000)} s)`);
+    const waited = Math.round((Date.now() - t0) / 1000);
+    if (waited >= 30 && waited % 30 < 3) log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${waited} s)`);
     await sleep(3000);
   }
   throw new Error(`${i.name}: not ready within ${i.timeoutSeconds} s (address ${address ?? "none"}): ${lastErr}`);
@@ -74,15 +97,25 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
 export const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: ReadyOutputs, news: ReadyInputs) {
     const keys = Object.keys(news) as (keyof ReadyInputs)[];
-    const changes = keys.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+    // a VM seen ready before and not running now (refresh) is checked again
+    const changes = keys.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k])) || (olds.status !== undefined && olds.status !== "ready" && news.powerState === "running");
     return { changes, replaces: [] };
   },
   async create(i: ReadyInputs) {
-    const outs = await waitReady(i);
+    const outs = await waitReady(i, say);
     return { id: i.name, outs };
   },
   async update(_id: string, _olds: ReadyOutputs, news: ReadyInputs) {
-    return { outs: await waitReady(news) };
+    return { outs: await waitReady(news, say) };
+  },
+  /** Refresh: the domain's state and address now (a stopped or vanished VM shows here; the placement recreates it). */
+  async read(id: string, props: ReadyOutputs) {
+    const v = new Virsh(props.uri);
+    const state = await v.domainState(props.name).catch(() => "unknown");
+    if (state === "unknown") return { id, props };
+    if (state !== "running") return { id, props: { ...props, address: "", status: state ?? "absent" } };
+    const address = props.staticAddress ?? (await findAddress(v, props.name, props.mac)) ?? props.address;
+    return { id, props: { ...props, address } };
   },
   async delete() {
     /* observing a VM changes nothing */

@@ -4,7 +4,10 @@ import { MIGRATION_DEFAULTS, MigrationSpec } from "../../config/spec";
 import { CommandError, Runner } from "../../host/runner";
 import { Virsh } from "../../host/virsh";
 import { completionTimeoutMs, migrateArgs, parseJobInfo, parseQuantity, planLine, rewriteDiskPaths } from "../../libvirt/migration";
-import { MoveRequest, preChecks, rollback, transfer } from "../../providers/migrate";
+import { preChecks } from "../../providers/migration/preChecks";
+import { rollback } from "../../providers/migration/rollback";
+import { transfer } from "../../providers/migration/transfer";
+import { MoveRequest } from "../../providers/migration/types";
 import { checkMove, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
 
 const mig = (o: Partial<MigrationSpec> = {}): MigrationSpec => ({ ...MIGRATION_DEFAULTS, ...o });
@@ -115,7 +118,7 @@ const source = (a: string[]): Answer | undefined => {
 };
 const target = (availableBytes: number, freeKiB = 8_000_000) => (a: string[]): Answer | undefined => {
   if (a[0] === "uri") return "qemu:///b\n";
-  if (a[0] === "domstate") return notFound("web-1");
+  if (a[0] === "domstate" || a[0] === "dumpxml") return notFound("web-1");
   if (a[0] === "hypervisor-cpu-compare") return "CPU described in f is identical to the CPU provided by hypervisor on the host\n";
   if (a[0] === "net-info") return "Name: lab\nActive: yes\n";
   if (a[0] === "nodememstats") return `total  : 16000000 KiB\nfree   : ${freeKiB} KiB\nbuffers: 0 KiB\ncached : 0 KiB\n`;
@@ -138,9 +141,11 @@ test("pre-checks name every problem: a full pool, too little memory, a name alre
   const log: string[][] = [];
   const S = new Virsh("qemu:///a", fakeHost(source, log));
   const t = target(20 * 1024 ** 2, 100_000);
-  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "domstate" ? "shut off\n" : t(a)), log));
+  const owned = "<domain><name>web-1</name><uuid>u-2</uuid><metadata><vmi:owner xmlns:vmi='https://github.com/vm-infra/xmlns/owner/1' " +
+    "project='vm-infra' stack='dup' resource='web-1-placement' instance='0a1b2c3d'/></metadata></domain>";
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "domstate" ? "shut off\n" : a[0] === "dumpxml" ? owned : t(a)), log));
   const err = await preChecks(req(), S, T).catch((e: Error) => e.message);
-  expect(err).toMatch(/a domain named web-1 already exists on hv-b/);
+  expect(err).toMatch(/a domain named web-1 already exists on hv-b \(made by vm-infra project vm-infra, stack dup, resource web-1-placement\)/);
   expect(err).toMatch(/memory: hv-b has 97 MiB free, the VM needs 1024 MiB/);
   expect(err).toMatch(/room: pool default on hv-b has 20.0 MiB available, the copy needs 114.4 MiB/);
 });
@@ -161,23 +166,36 @@ test("pre-checks: an unreachable target stops everything at the first question",
   expect(log.filter((l) => l[3] === "qemu:///a")).toEqual([]);
 });
 
+const dom = (uuid = "u-1") => `<domain><name>web-1</name><uuid>${uuid}</uuid></domain>`;
+/** A fake host whose domain state is `state()` (undefined: no domain, Error: the host does not answer). */
+const hostWith = (state: () => string | undefined | Error, extra: (a: string[]) => Answer | undefined = () => undefined) => (a: string[]): Answer | undefined => {
+  const st = state();
+  if (a[0] === "dumpxml" || a[0] === "domstate") return st instanceof Error ? st : st === undefined ? notFound("web-1") : a[0] === "dumpxml" ? dom() : `${st}\n`;
+  if (st instanceof Error) return st;
+  return extra(a);
+};
+const down = () => new CommandError(["virsh"], 1, null, false, "error: failed to connect to the hypervisor: Connection refused", "");
+const facts = (o: Partial<Parameters<typeof rollback>[3]> = {}) => ({ sourceState: "running", paused: false, stopped: false, offline: false, createdOnTarget: [] as string[], ...o });
+
 test("rollback after an aborted transfer: the target's copied volumes go, the paused source resumes", async () => {
   const log: string[][] = [];
-  const S = new Virsh("qemu:///a", fakeHost((a) => {
-    if (a[0] === "domstate") return log.some((l) => l[4] === "resume") ? "running\n" : "paused\n";
-    if (a[0] === "resume") return "";
+  const S = new Virsh("qemu:///a", fakeHost(hostWith(() => (log.some((l) => l[4] === "resume") ? "running" : "paused"), (a) => (a[0] === "resume" ? "" : undefined)), log));
+  const deleted = new Set<string>();
+  const T = new Virsh("qemu:///b", fakeHost(hostWith(() => undefined, (a) => {
+    const vol = a[a.length - 1];
+    if (a[0] === "vol-info") return deleted.has(vol) ? volNotFound() : "Name: x\n";
+    if (a[0] === "vol-delete") {
+      deleted.add(vol);
+      return "";
+    }
     return undefined;
-  }, log));
-  const T = new Virsh("qemu:///b", fakeHost((a) => {
-    if (a[0] === "domstate") return notFound("web-1");
-    if (a[0] === "vol-info") return "Name: x\n";
-    if (a[0] === "vol-delete") return "";
-    return undefined;
-  }, log));
+  }), log));
   const did: string[] = [];
-  const ok = await rollback(req(), S, T, { sourceState: "running", paused: true, stopped: false, offline: false, createdOnTarget: ["web-1.qcow2"] }, did, () => undefined);
-  expect(ok).toBe(true);
+  const r = await rollback(req({ uuid: "u-1" }), S, T, facts({ paused: true, createdOnTarget: ["web-1.qcow2"] }), did, () => undefined);
+  expect(r.at).toBe("from");
+  expect(r.leftovers).toEqual([]);
   expect(did).toEqual(["deleted web-1.qcow2, web-1-cidata-abababababababab.iso on hv-b", "resumed on hv-a"]);
+  expect(r.summary).toBe("Rollback: deleted web-1.qcow2, web-1-cidata-abababababababab.iso on hv-b; resumed on hv-a. The VM runs on hv-a as before.");
   expect(log.filter((l) => l[4] === "vol-delete").map((l) => l.slice(3))).toEqual([
     ["qemu:///b", "vol-delete", "--pool", "default", "--", "web-1.qcow2"],
     ["qemu:///b", "vol-delete", "--pool", "default", "--", "web-1-cidata-abababababababab.iso"],
@@ -187,26 +205,81 @@ test("rollback after an aborted transfer: the target's copied volumes go, the pa
 test("rollback after the switchover: the VM migrates back and nothing is left on the target", async () => {
   const log: string[][] = [];
   let back = false;
-  const S = new Virsh("qemu:///a", fakeHost((a) => {
-    if (a[0] === "domstate") return back ? "running\n" : notFound("web-1");
-    return undefined;
-  }, log));
-  const T = new Virsh("qemu:///b", fakeHost((a) => {
-    if (a[0] === "domstate") return back ? notFound("web-1") : "running\n";
-    if (a[0] === "migrate") {
-      back = true;
-      return "";
-    }
-    return undefined;
-  }, log));
+  const S = new Virsh("qemu:///a", fakeHost(hostWith(() => (back ? "running" : undefined)), log));
+  const T = new Virsh("qemu:///b", fakeHost(hostWith(() => (back ? undefined : "running"), (a) => {
+    if (a[0] !== "migrate") return undefined;
+    back = true;
+    return "";
+  }), log));
   const did: string[] = [];
-  const ok = await rollback(req({ storage: "shared", from: { hostName: "hv-a", uri: "qemu:///a", migrationUri: "qemu+tcp://10.0.0.1/system", pool: "shared" } }),
-    S, T, { sourceState: "running", paused: false, stopped: false, offline: false, createdOnTarget: [] }, did, () => undefined);
-  expect(ok).toBe(true);
+  const r = await rollback(req({ uuid: "u-1", storage: "shared", from: { hostName: "hv-a", uri: "qemu:///a", migrationUri: "qemu+tcp://10.0.0.1/system", pool: "shared" } }),
+    S, T, facts(), did, () => undefined);
+  expect(r.at).toBe("from");
   expect(did).toEqual(["migrated back hv-b -> hv-a"]);
   expect(log.find((l) => l[4] === "migrate")?.slice(3)).toEqual([
     "qemu:///b", "migrate", "--persistent", "--undefinesource", "--abort-on-error", "--live", "--p2p", "--unsafe", "--", "web-1", "qemu+tcp://10.0.0.1/system",
   ]);
+});
+
+// issue 8, finding 1: the source's libvirtd died during the health check of a live move with copied storage. The
+// old rollback counted the unanswering source as "unknown" and stopped, undefined and deleted the only running copy.
+test("rollback with the source silent and the VM running on the target: nothing is stopped, the state moves to the target", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(() => down(), log));
+  const T = new Virsh("qemu:///b", fakeHost(hostWith(() => "running"), log));
+  const did: string[] = [];
+  const r = await rollback(req({ uuid: "u-1" }), S, T, facts({ createdOnTarget: ["web-1.qcow2", "web-1-cidata-abababababababab.iso"] }), did, () => undefined);
+  expect(r.at).toBe("to");
+  expect(r.decision.keep).toBe("target");
+  // only questions were asked of the target: no destroy, shutdown, undefine or vol-delete anywhere
+  expect([...new Set(log.filter((l) => l[3] === "qemu:///b").map((l) => l[4]))].sort()).toEqual(["domstate", "dumpxml"]);
+  expect(log.filter((l) => l[3] === "qemu:///a").map((l) => l[4])).toEqual(["dumpxml", "dumpxml"]);
+  expect(r.leftovers).toEqual([
+    { hostName: "hv-a", uri: "qemu:///a", pool: "default", volume: "web-1.qcow2" },
+    { hostName: "hv-a", uri: "qemu:///a", pool: "default", volume: "web-1-cidata-abababababababab.iso" },
+    { hostName: "hv-a", uri: "qemu:///a", pool: "default", domain: "web-1" },
+  ]);
+  expect(r.summary).toBe("Rollback: nothing to undo. The VM runs on hv-b (running); the state now says hv-b. hv-a did not answer. " +
+    "Left and recorded (the next up removes them once their host answers and the VM is verified elsewhere): web-1.qcow2, " +
+    "web-1-cidata-abababababababab.iso, definition web-1 on hv-a.");
+});
+
+// issue 8, finding 2: the target's libvirtd died about a second into the transfer.
+test("rollback with the target silent: the VM stays on the source, what the move made there is recorded, and the message says so", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(hostWith(() => "running"), log));
+  const T = new Virsh("qemu:///b", fakeHost(() => down(), log));
+  const did: string[] = [];
+  const r = await rollback(req({ uuid: "u-1" }), S, T, facts({ createdOnTarget: ["web-1.qcow2", "web-1-cidata-abababababababab.iso"] }), did, () => undefined);
+  expect(r.at).toBe("from");
+  expect(log.some((l) => ["destroy", "undefine", "shutdown", "vol-delete", "resume", "start"].includes(l[4]))).toBe(false);
+  expect(r.leftovers).toEqual([
+    { hostName: "hv-b", uri: "qemu:///b", pool: "default", volume: "web-1.qcow2" },
+    { hostName: "hv-b", uri: "qemu:///b", pool: "default", volume: "web-1-cidata-abababababababab.iso" },
+  ]);
+  expect(r.summary).toBe("Rollback: nothing to undo. The VM runs on hv-a as before. hv-b did not answer. Left and recorded (the next up " +
+    "removes them once their host answers and the VM is verified elsewhere): web-1.qcow2, web-1-cidata-abababababababab.iso on hv-b.");
+});
+
+test("rollback with neither host answering changes nothing and says the state still names the source", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(() => down(), log));
+  const T = new Virsh("qemu:///b", fakeHost(() => down(), log));
+  const r = await rollback(req({ uuid: "u-1" }), S, T, facts(), [], () => undefined);
+  expect(r.at).toBe("unknown");
+  expect(log.every((l) => l[4] === "dumpxml")).toBe(true);
+  expect(r.summary).toBe("Rollback: nothing to undo. Where the VM runs cannot be verified (hv-a: unknown, hv-b: unknown); vm-infra changed " +
+    "nothing more; the state still says hv-a. hv-a and hv-b did not answer: run pulumi refresh when they answer.");
+});
+
+test("rollback never touches a domain of the same name with another UUID", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(hostWith(() => "running"), log));
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "dumpxml" ? dom("someone-else") : a[0] === "domstate" ? "running\n" : undefined), log));
+  const r = await rollback(req({ uuid: "u-1" }), S, T, facts(), [], () => undefined);
+  expect(r.decision).toEqual({ keep: "none", actions: [], why: "a domain of that name with another UUID is on the target: not this VM, left alone" });
+  expect(log.filter((l) => !["dumpxml", "domstate", "vol-info"].includes(l[4]))).toEqual([]); // questions only
+  expect(r.at).toBe("from");
 });
 
 test("transfer: a job whose remaining data stops shrinking is aborted after the progress timeout", async () => {

@@ -1,12 +1,12 @@
 // The placement provider against a recording fake runner: the exact virsh argv of create, a failed create's
 // rollback, and delete; and that check/diff run no command at all (they run during preview).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { MIGRATION_DEFAULTS } from "../../config/spec";
 import { CommandError, Runner } from "../../host/runner";
 import { virshRunner } from "../../host/virsh";
-import { PlacementInputs, PlacementOutputs, provider } from "../../providers/vmPlacement";
+import { PlacementInputs, PlacementOutputs, instances, provider } from "../../providers/vmPlacement";
 
 const dir = mkdtempSync(path.join(tmpdir(), "vmi-placement-"));
 const isoFile = path.join(dir, "seed.iso");
@@ -23,10 +23,15 @@ const inputs: PlacementInputs = {
   diskGiB: 4, baseVolume: "base.qcow2", mac: "52:54:00:00:00:01", isoFile, isoHash: "ab".repeat(32), storage: "local",
   migration: MIGRATION_DEFAULTS, user: "ops", privateKeyPath: "/k", knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" } },
 };
-const ISO = "web-1-cidata-abababababababab.iso";
+instances.next = () => "0a1b2c3d";
+const ISO = "web-1-0a1b2c3d-cidata-abababababab.iso";
+const OVERLAY = "web-1-0a1b2c3d.qcow2";
+const UUID = "6b4a0381-ee81-41b7-85c3-2b7d895bef02";
+/** The domain XML each `define` was given. */
+const defined: string[] = [];
 
 /** A fake host: a domain state, existing volumes, and a verb that fails on purpose. */
-function fake(state: { domain?: string; volumes: Set<string>; failOn?: string; available?: number }, calls: string[][]): Runner {
+function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; failOn?: string; available?: number }, calls: string[][]): Runner {
   const err = (m: string) => new CommandError(["virsh"], 1, null, false, m, "");
   return async (file, args) => {
     const a = args.slice(3); // -q -c <uri>
@@ -42,11 +47,14 @@ function fake(state: { domain?: string; volumes: Set<string>; failOn?: string; a
       case "vol-path": return ok(`/pool/${a[a.length - 1]}\n`);
       case "vol-delete": state.volumes.delete(a[a.length - 1]); return ok();
       case "domstate": if (state.domain) return ok(`${state.domain}\n`); throw err("error: failed to get domain 'web-1'");
-      case "define": state.domain = "shut off"; return ok();
+      case "define": defined.push(readFileSync(a[2], "utf8")); state.domain ??= "shut off"; return ok();
+      case "dumpxml": if (state.domain) return ok(`<domain><name>web-1</name><uuid>${state.uuid ?? UUID}</uuid><memory unit="KiB">1048576</memory>` +
+        `<vcpu>1</vcpu><devices><disk><source file="/pool/${OVERLAY}"/></disk><disk><source file="/pool/${ISO}"/></disk>` +
+        `<interface><mac address="52:54:00:00:00:01"/></interface></devices></domain>`); throw err("error: failed to get domain 'web-1'");
       case "start": state.domain = "running"; return ok();
       case "shutdown": state.domain = "shut off"; return ok();
       case "undefine": state.domain = undefined; return ok();
-      case "domuuid": return ok("6b4a0381-ee81-41b7-85c3-2b7d895bef02\n");
+      case "domuuid": return ok(`${state.uuid ?? UUID}\n`);
     }
     throw err(`error: unexpected ${file} ${a.join(" ")}`);
   };
@@ -55,19 +63,27 @@ function fake(state: { domain?: string; volumes: Set<string>; failOn?: string; a
 test("create: volumes, then define and start, with exact argv", async () => {
   const calls: string[][] = [];
   virshRunner.current = fake({ volumes: new Set(["base.qcow2"]) }, calls);
-  const r = await provider.create(inputs);
+  defined.length = 0;
+  const r = await provider.create({ ...inputs, owner: { project: "vm-infra", stack: "dev", resource: "web-1-placement" } });
   expect(r.id).toBe("vm/web-1");
-  expect(r.outs).toMatchObject({ overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/pool/web-1.qcow2", isoPath: `/pool/${ISO}`, uuid: "6b4a0381-ee81-41b7-85c3-2b7d895bef02" });
+  expect(r.outs).toEqual({
+    ...inputs, owner: { project: "vm-infra", stack: "dev", resource: "web-1-placement" }, overlayVolume: OVERLAY, isoVolume: ISO,
+    diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID, instance: "0a1b2c3d", boots: 1, powerState: "running", missing: [],
+  });
+  // the owner goes into the domain's metadata
+  expect(defined[0]).toContain(`<metadata>
+    <vmi:owner xmlns:vmi="https://github.com/vm-infra/xmlns/owner/1" project="vm-infra" stack="dev" resource="web-1-placement" instance="0a1b2c3d"/>
+  </metadata>`);
   expect(calls).toEqual([
+    ["dumpxml", "--", "web-1"],
     ["pool-info", "--bytes", "--", "default"],
-    ["vol-info", "--pool", "default", "--", "web-1.qcow2"],
-    ["vol-create-as", "--pool", "default", "--name", "web-1.qcow2", "--capacity", "4G", "--format", "qcow2", "--backing-vol", "base.qcow2", "--backing-vol-format", "qcow2"],
+    ["vol-info", "--pool", "default", "--", OVERLAY],
+    ["vol-create-as", "--pool", "default", "--name", OVERLAY, "--capacity", "4G", "--format", "qcow2", "--backing-vol", "base.qcow2", "--backing-vol-format", "qcow2"],
     ["vol-info", "--pool", "default", "--", ISO],
     ["vol-create-as", "--pool", "default", "--name", ISO, "--capacity", "4096", "--format", "raw"],
     ["vol-upload", "--pool", "default", "--vol", ISO, "--file", isoFile],
-    ["vol-path", "--pool", "default", "--", "web-1.qcow2"],
+    ["vol-path", "--pool", "default", "--", OVERLAY],
     ["vol-path", "--pool", "default", "--", ISO],
-    ["domstate", "--", "web-1"],
     ["domstate", "--", "web-1"],
     ["define", "--file", "<xml file>"],
     ["start", "--", "web-1"],
@@ -84,8 +100,100 @@ test("create that fails at start removes what it made, and says so", async () =>
   expect(calls.filter((c) => ["undefine", "vol-delete"].includes(c[0]))).toEqual([
     ["undefine", "--nvram", "--", "web-1"],
     ["vol-delete", "--pool", "default", "--", ISO],
-    ["vol-delete", "--pool", "default", "--", "web-1.qcow2"],
+    ["vol-delete", "--pool", "default", "--", OVERLAY],
   ]);
+});
+
+// issue 8: a second stack with the same VM name and host "created" its VM by adopting the first one's, and its
+// destroy then deleted it
+test("create refuses a domain of that name it did not make, naming its owner, and makes nothing", async () => {
+  const calls: string[][] = [];
+  const host = { domain: "running", volumes: new Set(["base.qcow2"]) };
+  const owned = `<domain><name>web-1</name><uuid>u-dev</uuid><metadata><vmi:owner xmlns:vmi="https://github.com/vm-infra/xmlns/owner/1" ` +
+    `project="vm-infra" stack="dev" resource="web-1-placement" instance="11112222"/></metadata></domain>`;
+  const inner = fake(host, calls);
+  virshRunner.current = async (file, args, opts) => (args[3] === "dumpxml" ? { stdout: owned, stderr: "", exitCode: 0 } : inner(file, args, opts));
+  await expect(provider.create(inputs)).rejects.toThrow("create web-1 on hv-a: a domain named web-1 already exists on hv-a (made by vm-infra project " +
+    "vm-infra, stack dev, resource web-1-placement); vm-infra does not adopt an existing VM: remove it, choose another name, or (to manage that " +
+    "VM from this stack) import it as the README describes (rolled back: 0 volume(s), domain untouched)");
+  expect(calls).toEqual([]);
+  expect(host.domain).toBe("running");
+});
+
+test("delete leaves a domain of that name with another UUID (made by hand or by another stack) and says so", async () => {
+  const calls: string[][] = [];
+  const host = { domain: "running", uuid: "someone-else", volumes: new Set(["base.qcow2", OVERLAY, ISO, "web-1.qcow2"]) };
+  virshRunner.current = fake(host, calls);
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d" };
+  await provider.delete!("vm/web-1", outs);
+  expect(calls.filter((c) => !["dumpxml", "domstate"].includes(c[0]))).toEqual([
+    ["vol-delete", "--pool", "default", "--", OVERLAY], // its own volumes, named with its instance
+    ["vol-delete", "--pool", "default", "--", ISO],
+  ]);
+  expect(host.domain).toBe("running");
+  expect([...host.volumes]).toEqual(["base.qcow2", "web-1.qcow2"]);
+});
+
+test("read: a domain gone with its disk still there is kept, listing what is missing; gone with its disk means gone", async () => {
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID,
+    instance: "0a1b2c3d", powerState: "running", missing: [] };
+  virshRunner.current = fake({ volumes: new Set(["base.qcow2", OVERLAY]) }, []);
+  const r = await provider.read!("vm/web-1", outs);
+  expect(r).toEqual({ id: "vm/web-1", props: { ...outs, powerState: "absent", missing: ["domain", "iso"] } });
+  virshRunner.current = fake({ volumes: new Set(["base.qcow2"]) }, []);
+  expect((await provider.read!("vm/web-1", outs)).id).toBeUndefined();
+  // the ISO volume deleted from the pool under a running VM
+  virshRunner.current = fake({ domain: "running", volumes: new Set(["base.qcow2", OVERLAY]) }, []);
+  expect((await provider.read!("vm/web-1", outs)).props).toMatchObject({ missing: ["iso"], powerState: "running", leftovers: [] });
+});
+
+test("read: a recorded host that does not answer keeps the state as it is", async () => {
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d" };
+  virshRunner.current = async () => { throw new CommandError(["virsh"], 1, null, false, "error: failed to connect to the hypervisor", ""); };
+  expect(await provider.read!("vm/web-1", outs)).toEqual({ id: "vm/web-1", props: outs });
+});
+
+test("update with a missing ISO volume uploads it again and keeps the running VM running", async () => {
+  const calls: string[][] = [];
+  const host = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY]) };
+  virshRunner.current = fake(host, calls);
+  const olds: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID,
+    instance: "0a1b2c3d", missing: ["iso"], boots: 1 };
+  const r = await provider.update!("vm/web-1", olds, inputs);
+  expect(calls.filter((c) => ["vol-create-as", "vol-upload", "shutdown", "destroy", "start"].includes(c[0])).map((c) => c[0])).toEqual(["vol-create-as", "vol-upload"]);
+  expect(host.volumes.has(ISO)).toBe(true);
+  expect(r.outs).toMatchObject({ missing: [], uuid: UUID, overlayVolume: OVERLAY, isoVolume: ISO });
+});
+
+test("update refuses to replace the deleted disk of a running VM, and says what to do", async () => {
+  const host = { domain: "running", volumes: new Set(["base.qcow2", ISO]) };
+  virshRunner.current = fake(host, []);
+  const olds: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d", missing: ["overlay"] };
+  await expect(provider.update!("vm/web-1", olds, inputs)).rejects.toThrow(`update web-1 on hv-a: its disk ${OVERLAY} was deleted from pool default ` +
+    "while web-1 is running: qemu holds the only copy of its data, which recreating the disk would lose. Save what you need from the guest, then " +
+    "shut it down (virsh shutdown web-1) and run pulumi up: it gets a new, empty disk");
+  expect(host.volumes.has(OVERLAY)).toBe(false);
+});
+
+test("leftovers are removed only from a host that answers and holds no running copy", async () => {
+  const { removeLeftovers } = await import("../../providers/vmPlacement");
+  const b = { domain: "running", volumes: new Set([OVERLAY]) };
+  const calls: string[][] = [];
+  const fb = fake(b, calls);
+  virshRunner.current = async (file, args, opts) => {
+    if (args[2] === "qemu:///c") throw new CommandError(["virsh"], 1, null, false, "error: failed to connect to the hypervisor", "");
+    return fb(file, args, opts);
+  };
+  const left = [
+    { hostName: "hv-b", uri: "qemu:///b", pool: "default", volume: OVERLAY },
+    { hostName: "hv-c", uri: "qemu:///c", pool: "default", volume: OVERLAY },
+  ];
+  expect(await removeLeftovers({ name: "web-1", uuid: UUID }, left)).toEqual(left); // a running copy on hv-b, hv-c silent
+  expect(calls.some((c) => c[0] === "vol-delete")).toBe(false);
+  b.domain = "shut off"; // an older, stopped copy of this VM: its definition and disk go
+  expect(await removeLeftovers({ name: "web-1", uuid: UUID }, [...left, { hostName: "hv-b", uri: "qemu:///b", pool: "default", domain: "web-1" }]))
+    .toEqual([left[1]]);
+  expect(calls.filter((c) => ["undefine", "vol-delete"].includes(c[0]))).toEqual([["undefine", "--nvram", "--", "web-1"], ["vol-delete", "--pool", "default", "--", OVERLAY]]);
 });
 
 test("a shared pool is refreshed first, and a refresh refused for running jobs is retried", async () => {
@@ -100,8 +208,8 @@ test("a shared pool is refreshed first, and a refresh refused for running jobs i
     return inner(file, args, opts);
   };
   await provider.create({ ...inputs, storage: "shared", pool: "shared" });
-  expect(calls.slice(0, 4).map((c) => c.join(" "))).toEqual([
-    "pool-info --bytes -- shared", "pool-refresh -- shared", "pool-refresh -- shared", "pool-refresh -- shared",
+  expect(calls.slice(0, 5).map((c) => c.join(" "))).toEqual([
+    "dumpxml -- web-1", "pool-info --bytes -- shared", "pool-refresh -- shared", "pool-refresh -- shared", "pool-refresh -- shared",
   ]);
 });
 
@@ -109,19 +217,20 @@ test("create in a pool without room fails before anything is made, saying how mu
   const calls: string[][] = [];
   virshRunner.current = fake({ volumes: new Set(["base.qcow2"]), available: 100 * 1024 ** 2 }, calls);
   await expect(provider.create(inputs)).rejects.toThrow(/pool default on hv-a has 100 MiB available; a new VM needs at least 256 MiB/);
-  expect(calls.map((c) => c[0])).toEqual(["pool-info"]);
+  expect(calls.map((c) => c[0])).toEqual(["dumpxml", "pool-info"]);
 });
 
 test("delete: graceful shutdown, undefine with NVRAM, both volumes; a second delete finds nothing and succeeds", async () => {
   const calls: string[][] = [];
-  const host = { domain: "running", volumes: new Set(["base.qcow2", "web-1.qcow2", ISO]) };
+  const host = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
   virshRunner.current = fake(host, calls);
-  const outs: PlacementOutputs = { ...inputs, overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/pool/web-1.qcow2", isoPath: `/pool/${ISO}` };
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID, instance: "0a1b2c3d" };
   await provider.delete!("vm/web-1", outs);
   expect(calls.filter((c) => c[0] !== "domstate")).toEqual([
+    ["dumpxml", "--", "web-1"],
     ["shutdown", "--", "web-1"],
     ["undefine", "--nvram", "--", "web-1"],
-    ["vol-delete", "--pool", "default", "--", "web-1.qcow2"],
+    ["vol-delete", "--pool", "default", "--", OVERLAY],
     ["vol-delete", "--pool", "default", "--", ISO],
   ]);
   expect(host.domain).toBeUndefined();
@@ -133,21 +242,22 @@ test("delete: graceful shutdown, undefine with NVRAM, both volumes; a second del
 
 test("update (memory): shutdown, redefine, start; outputs are plain data (no undefined: the engine rejects it)", async () => {
   const calls: string[][] = [];
-  virshRunner.current = fake({ domain: "running", volumes: new Set(["base.qcow2", "web-1.qcow2", ISO]) }, calls);
-  const olds: PlacementOutputs = { ...inputs, overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/pool/web-1.qcow2", isoPath: `/pool/${ISO}`, uuid: "u-1", lastMigration: undefined };
+  virshRunner.current = fake({ domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]) }, calls);
+  const olds: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID,
+    instance: "0a1b2c3d", lastMigration: undefined, boots: 1 };
   const r = await provider.update!("vm/web-1", olds, { ...inputs, memoryMiB: 2048 });
   const hasUndefined = (x: unknown): boolean => x === undefined || (typeof x === "object" && x !== null && Object.values(x).some(hasUndefined));
   expect(hasUndefined(r.outs)).toBe(false);
-  expect(r.outs).toMatchObject({ memoryMiB: 2048, uuid: "u-1" });
+  expect(r.outs).toMatchObject({ memoryMiB: 2048, uuid: UUID, boots: 2, overlayVolume: OVERLAY, isoVolume: ISO });
   expect(calls.filter((c) => !["domstate", "pool-refresh", "vol-info", "vol-path"].includes(c[0]))).toEqual([
-    ["shutdown", "--", "web-1"], ["domuuid", "--", "web-1"], ["define", "--file", "<xml file>"], ["start", "--", "web-1"],
+    ["shutdown", "--", "web-1"], ["domuuid", "--", "web-1"], ["define", "--file", "<xml file>"], ["start", "--", "web-1"], ["domuuid", "--", "web-1"],
   ]);
 });
 
 test("check and diff run no command (they run during preview, maybe with unknowns)", async () => {
   const calls: string[][] = [];
   virshRunner.current = fake({ volumes: new Set() }, calls);
-  const olds: PlacementOutputs = { ...inputs, overlayVolume: "web-1.qcow2", isoVolume: ISO, diskPath: "/p", isoPath: "/p" };
+  const olds: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p" };
   await provider.check!(olds, { ...inputs, hostName: "hv-b", uri: "qemu:///b" });
   const d = await provider.diff!("vm/web-1", olds, { ...inputs, hostName: "hv-b", uri: "qemu:///b" });
   expect(d).toMatchObject({ changes: true, replaces: [] });

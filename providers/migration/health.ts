@@ -1,0 +1,98 @@
+// Step 4 of a move: the target proves the VM runs there as configured, each check retried until its deadline.
+import { run } from "../../host/runner";
+import { sshRun } from "../../host/ssh";
+import { Virsh } from "../../host/virsh";
+import { parseDomainXml } from "../../libvirt/domain";
+import { sleep } from "../domainOps";
+import { findAddress } from "../vmReady";
+import { HealthResult, Log, MoveRequest, msg } from "./types";
+
+export interface Check {
+  name: string;
+  run: () => Promise<void>;
+}
+
+export function healthChecks(r: MoveRequest, T: Virsh, paths: { diskPath: string; isoPath: string }): Check[] {
+  const checks: Check[] = [
+    { name: "domain running", run: async () => expectEq("state", await T.domainState(r.name), "running") },
+    {
+      name: "QEMU monitor answering",
+      run: async () => {
+        const out = await T.exec(["qemu-monitor-command", "--", r.name, '{"execute":"query-status"}'], 15_000);
+        if (!/"status":\s*"running"/.test(out)) throw new Error(`query-status: ${out.trim()}`);
+      },
+    },
+    {
+      name: "memory, vCPUs, disks and NIC as configured",
+      run: async () => {
+        const d = parseDomainXml(await T.exec(["dumpxml", "--", r.name]));
+        expectEq("memory MiB", d.memoryMiB, r.memoryMiB);
+        expectEq("vCPUs", d.vcpus, r.vcpus);
+        expectEq("MAC", d.mac?.toLowerCase(), r.mac.toLowerCase());
+        for (const p of [paths.diskPath, paths.isoPath]) if (!d.diskPaths.includes(p)) throw new Error(`disk ${p} not attached (has ${d.diskPaths.join(", ")})`);
+      },
+    },
+    {
+      name: "guest agent ping",
+      run: async () => void (await T.exec(["qemu-agent-command", "--timeout", "10", "--", r.name, '{"execute":"guest-ping"}'], 20_000)),
+    },
+    {
+      name: "SSH login",
+      run: async () => {
+        const address = await guestAddress(r, T);
+        await sshRun({ user: r.guest.user, address, privateKeyPath: r.guest.privateKeyPath, netns: r.to.guestNetns }, ["true"], 20_000);
+      },
+    },
+  ];
+  const http = r.migration.httpCheck;
+  if (http)
+    checks.push({
+      name: `HTTP GET :${http.port}${http.path}`,
+      run: async () => {
+        const address = await guestAddress(r, T);
+        const url = `http://${address}:${http.port}${http.path}`;
+        const curl = ["curl", "-fsS", "-o", "/dev/null", "--max-time", "5", "--", url];
+        const [file, ...args] = r.to.guestNetns ? ["ip", "netns", "exec", r.to.guestNetns, ...curl] : curl;
+        await run(file, args, { timeoutMs: 15_000 });
+      },
+    });
+  return checks;
+}
+
+async function guestAddress(r: MoveRequest, T: Virsh): Promise<string> {
+  const a = r.guest.staticAddress ?? (await findAddress(T, r.name, r.mac));
+  if (!a) throw new Error("no address yet (lease or guest agent)");
+  return a;
+}
+
+function expectEq(what: string, got: unknown, want: unknown): void {
+  if (got !== want) throw new Error(`${what} is ${String(got)}, expected ${String(want)}`);
+}
+
+/** Runs each check until it passes or the deadline passes; stops at the first check that never passes. */
+export async function runHealth(checks: Check[], timeoutS: number, log: Log, name: string): Promise<HealthResult[]> {
+  const results: HealthResult[] = [];
+  for (const c of checks) {
+    const t0 = Date.now();
+    let attempts = 0;
+    let last = "";
+    for (;;) {
+      attempts++;
+      try {
+        await c.run();
+        results.push({ check: c.name, ok: true, attempts, ms: Date.now() - t0 });
+        break;
+      } catch (e) {
+        last = msg(e);
+      }
+      if (Date.now() - t0 > timeoutS * 1000) {
+        results.push({ check: c.name, ok: false, attempts, ms: Date.now() - t0, detail: last.slice(0, 300) });
+        log(`${name}: health check failed: ${c.name}: ${last.slice(0, 300)}`);
+        return results;
+      }
+      await sleep(2000);
+    }
+  }
+  return results;
+}
+

@@ -1,0 +1,75 @@
+// Step 1 of a move: everything that can be known before anything changes. Only questions are asked here; a failed
+// pre-check leaves both hosts exactly as they were.
+import { Virsh } from "../../host/virsh";
+import { withPrivateFile } from "../../host/tempFiles";
+import { parseKeyValues } from "../../libvirt/domain";
+import { mib } from "../../libvirt/migration";
+import { describeOwner } from "../ownership";
+import { MoveRequest, StepError, msg } from "./types";
+
+export async function volBytes(v: Virsh, pool: string, vol: string, key: "Capacity" | "Allocation"): Promise<number> {
+  const kv = parseKeyValues(await v.exec(["vol-info", "--bytes", "--pool", pool, "--", vol]));
+  return Number((kv[key] ?? "0").split(" ")[0]);
+}
+
+/** Everything that can be known before anything moves. Throws StepError("pre-check") with all problems found. */
+export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ sourceState: string }> {
+  const problems: string[] = [];
+  try {
+    await T.exec(["uri"], 15_000);
+  } catch (e) {
+    throw new StepError("pre-check", `target ${r.to.hostName} is unreachable: ${msg(e)}`);
+  }
+  let sourceState: string | undefined;
+  try {
+    sourceState = await S.domainState(r.name);
+  } catch (e) {
+    throw new StepError("pre-check", `source ${r.from.hostName} is unreachable: ${msg(e)}`);
+  }
+  if (sourceState === undefined) throw new StepError("pre-check", `${r.name} is not on ${r.from.hostName} (it moved or vanished outside vm-infra: run pulumi refresh)`);
+  const taken = await describeOwner(T, r.name, r.to.hostName);
+  if (taken) problems.push(taken);
+
+  // CPU: the target's hypervisor must offer the CPU the guest runs with now
+  const live = await S.exec(["dumpxml", "--", r.name]);
+  const cpu = /<cpu[\s>][\s\S]*?<\/cpu>/.exec(live)?.[0];
+  if (cpu && /<model/.test(cpu)) {
+    const out = await withPrivateFile(cpu, (f) => T.exec(["hypervisor-cpu-compare", "--virttype", r.domainType, "--file", f]).catch((e: unknown) => `error: ${msg(e)}`));
+    if (/incompatible|error/i.test(out)) problems.push(`CPU: ${r.to.hostName} cannot run this guest's CPU (${out.trim().split("\n")[0]})`);
+  }
+
+  if (!r.bridge) { // a host bridge is outside libvirt's view; a libvirt network must be active
+    const net = parseKeyValues(await T.exec(["net-info", "--", r.network]).catch((e: unknown) => `Active: no (${msg(e)})`));
+    if (net.Active !== "yes") problems.push(`network ${r.network} is not active on ${r.to.hostName}`);
+  }
+
+  // memory
+  const mem = parseKeyValues(await T.exec(["nodememstats"]));
+  const kib = (k: string) => Number((mem[k] ?? "0").split(" ")[0]);
+  const freeMiB = Math.floor((kib("free") + kib("cached") + kib("buffers")) / 1024);
+  if (freeMiB < r.memoryMiB) problems.push(`memory: ${r.to.hostName} has ${freeMiB} MiB free, the VM needs ${r.memoryMiB} MiB`);
+
+  if (r.storage === "shared") {
+    if (r.to.pool !== r.from.pool) problems.push(`storage: shared pool ${r.from.pool} on ${r.from.hostName} but ${r.to.pool} on ${r.to.hostName}`);
+    else {
+      // each host's view of a shared pool is only as new as its last refresh
+      await S.refreshPool(r.from.pool);
+      await T.refreshPool(r.to.pool);
+      for (const vol of [r.overlayVolume, r.isoVolume, r.baseVolume]) {
+        const [a, b] = [await S.volumePath(r.from.pool, vol).catch(() => "?"), await T.volumePath(r.to.pool, vol).catch(() => "missing")];
+        if (a !== b) problems.push(`storage: ${vol} is ${b} on ${r.to.hostName} but ${a} on ${r.from.hostName}: pool ${r.to.pool} is not shared`);
+      }
+    }
+  } else {
+    if (!(await T.volumeExists(r.to.pool, r.baseVolume))) problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
+    for (const vol of [r.overlayVolume, r.isoVolume])
+      if (await T.volumeExists(r.to.pool, vol)) problems.push(`volume ${vol} already exists in pool ${r.to.pool} on ${r.to.hostName} (left from an earlier move? delete it first)`);
+    const need = (await volBytes(S, r.from.pool, r.overlayVolume, "Allocation")) + (await volBytes(S, r.from.pool, r.isoVolume, "Capacity"));
+    const { state, availableBytes: avail } = await T.poolInfo(r.to.pool);
+    if ((state ?? "running") !== "running") problems.push(`pool ${r.to.pool} on ${r.to.hostName} is ${state}`);
+    const margin = 64 * 1024 ** 2;
+    if (avail < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available, the copy needs ${mib(need + margin)}`);
+  }
+  if (problems.length) throw new StepError("pre-check", problems.join("; "));
+  return { sourceState };
+}

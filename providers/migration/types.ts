@@ -1,0 +1,117 @@
+// The move's vocabulary: what is moved (MoveRequest), what a move reports (MigrationRecord), and its errors.
+import type { DomainType, MigrationSpec } from "../../config/spec";
+import type { MoveShape, StorageMove } from "../../libvirt/migration";
+
+export interface HostEnd {
+  hostName: string;
+  uri: string;
+  migrationUri?: string;
+  pool: string;
+  guestNetns?: string;
+}
+
+export interface MoveRequest {
+  name: string;
+  /** The domain's UUID as the state recorded it: a domain of that name with another UUID is not this VM. */
+  uuid?: string;
+  from: HostEnd;
+  to: HostEnd;
+  storage: StorageMove;
+  migration: MigrationSpec;
+  domainType: DomainType;
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+  network: string;
+  bridge?: string;
+  mac: string;
+  baseVolume: string;
+  overlayVolume: string;
+  isoVolume: string;
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  guest: { user: string; privateKeyPath: string; staticAddress?: string };
+}
+
+export interface HealthResult {
+  check: string;
+  ok: boolean;
+  attempts: number;
+  ms: number;
+  detail?: string;
+}
+
+export interface MigrationRecord {
+  mode: string;
+  storage: StorageMove;
+  from: string;
+  to: string;
+  startedAt: string;
+  durationMs: number;
+  /** Guest downtime as libvirt reports it for the switchover (live/paused); for offline, stop to start on target. */
+  downtimeMs?: number;
+  bytesMoved?: number;
+  health: HealthResult[];
+  rollback: string[];
+  /** moved; rolled back (runs on the source as before); kept on target (runs there, the move's checks failed); unknown. */
+  outcome: "moved" | "rolled back" | "kept on target" | "unknown";
+  failedStep?: string;
+  error?: string;
+}
+
+
+/** Something of this VM on a host where it does not run (an interrupted move): the next up removes it, after checking. */
+export interface Leftover {
+  hostName: string;
+  uri: string;
+  pool: string;
+  /** A volume of this VM. */
+  volume?: string;
+  /** A stopped definition of this VM (same UUID) left where it no longer runs. */
+  domain?: string;
+}
+
+/** Where a failed move left the VM, as the state must record it. */
+export interface MoveFailure {
+  record: MigrationRecord;
+  /** The host the VM is on now ("from", "to"), or "unknown" when the hosts could not tell (the state keeps "from"). */
+  at: "from" | "to" | "unknown";
+  paths?: { diskPath: string; isoPath: string };
+  leftovers: Leftover[];
+}
+
+export class MigrationError extends Error {
+  constructor(readonly failure: MoveFailure, summary: string) {
+    const r = failure.record;
+    super(`${r.from} -> ${r.to} failed at ${r.failedStep}: ${r.error}. ${summary}`);
+  }
+  get record(): MigrationRecord {
+    return this.failure.record;
+  }
+}
+
+export type Log = (line: string) => void;
+
+/** A failure at a named step. */
+export class StepError extends Error {
+  constructor(readonly step: string, message: string) {
+    super(message);
+  }
+}
+
+export const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+export async function attempt<T>(step: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof StepError) throw e;
+    throw new StepError(step, msg(e));
+  }
+}
+
+export function shapeOf(r: MoveRequest): MoveShape {
+  return { name: r.name, fromHost: r.from.hostName, toHost: r.to.hostName, storage: r.storage, migration: r.migration, memoryMiB: r.memoryMiB, diskGiB: r.diskGiB };
+}
+
