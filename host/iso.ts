@@ -12,9 +12,13 @@ export const ISO_TIMEOUT_MS = 60_000;
 /** The seed's files, by the names cloud-init's NoCloud datasource reads. */
 export type SeedFiles = Record<"user-data" | "meta-data" | "network-config", string>;
 
-/** argv for the ISO tool (pure): the same options for both tools, which share mkisofs's. */
+/**
+ * argv for the ISO tool (pure): the same options for both tools, which share mkisofs's. No `--` (xorriso's mkisofs
+ * emulation ends at it): every path is absolute, inside vm-infra's private temp directory, so none reads as an option.
+ */
 export function isoArgv(tool: "xorriso" | "genisoimage", out: string, files: string[]): [string, string[]] {
-  const opts = ["-quiet", "-output", out, "-volid", "cidata", "-joliet", "-rock", "--", ...files];
+  if (![out, ...files].every((f) => path.isAbsolute(f))) throw new Error(`iso: paths must be absolute: ${[out, ...files].join(" ")}`);
+  const opts = ["-quiet", "-output", out, "-volid", "cidata", "-joliet", "-rock", ...files];
   return tool === "xorriso" ? ["xorriso", ["-as", "mkisofs", ...opts]] : ["genisoimage", opts];
 }
 

@@ -14,6 +14,8 @@ export interface RunOptions {
   secrets?: readonly string[];
   /** Exit codes that count as success (default [0]). */
   okCodes?: readonly number[];
+  /** Called with each chunk of stdout as it arrives (the whole output is still returned). */
+  onStdout?: (chunk: string) => void;
 }
 
 export interface RunResult {
@@ -69,7 +71,10 @@ export const run: Runner = (file, args, opts) =>
       killGroup(child.pid, "SIGTERM");
       killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), 2000);
     }, opts.timeoutMs);
-    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stdout.on("data", (d: Buffer) => {
+      out.push(d);
+      opts.onStdout?.(d.toString("utf8"));
+    });
     child.stderr.on("data", (d: Buffer) => err.push(d));
     child.stdin.on("error", () => undefined); // a program that exits without reading stdin is not our failure
     child.on("error", (e) => {

@@ -1,7 +1,7 @@
 // Two libvirtd hosts in their own network + mount + UTS namespaces. Control from the root namespace goes over
 // unix sockets only; guest and migration traffic stays inside the namespaces (no uplink, no default route).
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import * as path from "node:path";
 import { run } from "../host/runner";
@@ -71,9 +71,11 @@ async function hostUp(h: LabHost): Promise<void> {
   const pidFile = path.join(runDir(h), "libvirtd.pid");
   if (!pidAlive(pidFile)) {
     await writeConfig(h);
-    // /run/libvirt is not a tmpfs here: stale markers (autostarted, old sockets) must go before a start
-    await rm(runDir(h), { recursive: true, force: true });
+    // a restart keeps libvirt's status files (qemu/*.xml, network/*): through them the new daemon reconnects to the
+    // guests and the network its predecessor left running, as libvirtd does on a real host. Only the dead daemon's
+    // own socket and PID file go (the network is started explicitly below, so autostart markers do not matter)
     await mkdir(runDir(h), { recursive: true });
+    for (const f of await readdir(runDir(h))) if (/^(libvirt-sock|libvirt-admin-sock|libvirtd\.pid|virtlockd|virtlogd)/.test(f)) await rm(path.join(runDir(h), f), { force: true });
     await run("ip", ["netns", "exec", h.netns, "unshare", "--mount", "--uts", "--propagation", "private", "--",
       path.join(PROJECT_ROOT, "lab", "host-init.sh"), h.name, stateDir(h), runDir(h), SHARED_DIR], { timeoutMs: 60_000 });
     await waitFor(() => existsSync(socketPath(h)), 60_000, `${h.name}: libvirtd socket`);

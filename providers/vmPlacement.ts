@@ -333,7 +333,10 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       if (hostName === found.hostName) continue;
       const hv = new Virsh(h.uri);
       const seen = await observe(hv, props.name, props.uuid);
-      if (seen === "unknown") continue;
+      if (seen === "unknown") { // cannot look: what was recorded there stays recorded
+        leftovers.push(...(props.leftovers ?? []).filter((l) => l.hostName === hostName));
+        continue;
+      }
       if (seen === "running" || seen === "paused") say(`${props.name}: a second ${seen} copy is on ${hostName} (it runs on ${found.hostName}): check by hand; vm-infra touches neither`);
       if (seen === "shut off") leftovers.push({ hostName, uri: h.uri, pool: h.pool, domain: props.name });
       if (props.storage !== "shared")

@@ -1,0 +1,164 @@
+// Run it again and it converges (issue 14), and a replacement never deletes its replacement (issue 15), on the real
+// engine and lab with one VM: each case removes or replaces one part the way an operator (or an accident) would, then
+// runs a plain `pulumi up` (Pulumi.yaml refreshes first), and ends with the VM running, reachable over SSH, every part
+// where the domain points, and a second up that changes nothing.
+import { existsSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import { run } from "../../host/runner";
+import { parseDomainXml, parseVolumeXml } from "../../libvirt/domain";
+import { labDown } from "../../lab/hosts";
+import { Image } from "../../lab/image";
+import { ensureLab, writeLabStack } from "../../lab/stack";
+import { outputs, pulumi, up, upExpectingFailure } from "../support/pulumiCli";
+import { guestSsh, virsh } from "../support/lab";
+
+jest.setTimeout(60 * 60_000);
+
+const root = path.join(__dirname, "..", "..");
+const h = { dir: root, stack: "e2e-cv" };
+const VM = "cv-1";
+let image: Image;
+let publicKey: string;
+const hv = () => virsh("hv-a");
+
+type Res = { urn: string; type: string; outputs: Record<string, unknown> };
+async function resources(): Promise<Res[]> {
+  const { stdout } = await pulumi(h, ["stack", "export"]);
+  return JSON.parse(stdout).deployment.resources as Res[];
+}
+const res = async (suffix: string) => {
+  const r = (await resources()).find((x) => x.urn.endsWith(`::${suffix}`));
+  if (!r) throw new Error(`${suffix} not in state`);
+  return r;
+};
+const placement = async () => (await res(`${VM}-placement`)).outputs;
+const address = async () => ((await outputs(h)).vms as Record<string, { address: string }>)[VM].address;
+const ssh = async (line: string) => guestSsh("ops", await address(), "hv-a", [line]);
+
+/** The VM runs; its disks are where the domain points, the overlay's backing file is in the pool; SSH works. */
+async function expectHealthy(): Promise<void> {
+  const v = hv();
+  expect(await v.domainState(VM)).toBe("running");
+  const live = parseDomainXml(await v.exec(["dumpxml", "--", VM]));
+  const p = await placement();
+  expect(live.diskPaths).toEqual([await v.volumePath("default", p.overlayVolume as string), await v.volumePath("default", p.isoVolume as string)]);
+  const backing = parseVolumeXml(await v.exec(["vol-dumpxml", "--pool", "default", "--", p.overlayVolume as string])).backingPath;
+  expect(backing).toBe(await v.volumePath("default", p.baseVolume as string));
+  expect((await ssh("hostname")).stdout.trim()).toBe(VM);
+}
+
+/** Reboots the guest from inside and waits until SSH answers again (the disk and seed must be readable from scratch). */
+async function rebootAndSsh(): Promise<void> {
+  const before = (await ssh("cat /proc/sys/kernel/random/boot_id")).stdout.trim();
+  await ssh("sudo systemctl reboot || true").catch(() => undefined);
+  const end = Date.now() + 300_000;
+  for (;;) {
+    const now = await ssh("cat /proc/sys/kernel/random/boot_id").then((r) => r.stdout.trim(), () => "");
+    if (now && now !== before) return;
+    if (Date.now() > end) throw new Error(`${VM} did not come back over SSH after a reboot`);
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+const noChanges = () => up(h, ["--expect-no-changes"]);
+
+beforeAll(async () => {
+  ({ image, publicKey } = await ensureLab());
+  for (const args of [["cancel", "--yes"], ["destroy", "--yes", "--skip-preview"], ["stack", "rm", "--yes", "--force"]])
+    await pulumi(h, args, 600_000, [0, 1, 255]).catch(() => undefined);
+  await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
+  await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops" }], image, publicKey);
+  await up(h);
+  await ssh("echo kept > /home/ops/marker && sync");
+});
+
+afterAll(async () => {
+  await ensureLab().catch(() => undefined);
+  await pulumi(h, ["destroy", "--yes", "--skip-preview"]).catch(() => undefined);
+  await pulumi(h, ["stack", "rm", "--yes", "--force"]).catch(() => undefined);
+});
+
+test("the domain undefined by hand: up defines it again on the same disk", async () => {
+  await hv().exec(["destroy", "--", VM]);
+  await hv().exec(["undefine", "--", VM]);
+  await up(h);
+  await expectHealthy();
+  expect((await ssh("cat /home/ops/marker")).stdout.trim()).toBe("kept");
+  await noChanges();
+});
+
+test("the ISO volume deleted from the pool: up uploads it again, the VM keeps running", async () => {
+  const iso = (await placement()).isoVolume as string;
+  const pid = (await run("pgrep", ["-f", `guest=${VM},`], { timeoutMs: 10_000 })).stdout.trim();
+  await hv().exec(["vol-delete", "--pool", "default", "--", iso]);
+  await up(h);
+  expect(await hv().volumeExists("default", iso)).toBe(true);
+  expect((await run("pgrep", ["-f", `guest=${VM},`], { timeoutMs: 10_000 })).stdout.trim()).toBe(pid); // the same qemu: no restart
+  await expectHealthy();
+  await noChanges();
+});
+
+test("the local ISO file deleted: up builds it again, in this stack's own directory", async () => {
+  const r = await res(`${VM}-cidata`);
+  const file = r.outputs.path as string;
+  expect(path.dirname(file)).toBe(path.join(root, ".vm-infra", "iso", h.stack));
+  rmSync(file);
+  await up(h);
+  const again = (await res(`${VM}-cidata`)).outputs.path as string;
+  expect(existsSync(again)).toBe(true);
+  await expectHealthy();
+  await noChanges();
+});
+
+test("the base image deleted from the pool under a running VM: up uploads it again; the guest reboots", async () => {
+  const base = (await placement()).baseVolume as string;
+  await hv().exec(["vol-delete", "--pool", "default", "--", base]);
+  await up(h);
+  expect(await hv().volumeExists("default", base)).toBe(true);
+  await rebootAndSsh();
+  await expectHealthy();
+  await noChanges();
+});
+
+test("a running VM's disk deleted: up refuses, says why and what to do; after a shutdown up gives it a new disk", async () => {
+  const overlay = (await placement()).overlayVolume as string;
+  await hv().exec(["vol-delete", "--pool", "default", "--", overlay]);
+  const out = await upExpectingFailure(h);
+  expect(out).toContain(`its disk ${overlay} was deleted from pool default while ${VM} is running: qemu holds the only copy of its data`);
+  expect(await hv().domainState(VM)).toBe("running"); // nothing was stopped
+  await hv().exec(["destroy", "--", VM]);
+  await up(h);
+  await expectHealthy();
+  expect((await ssh("test -e /home/ops/marker && echo present || echo absent")).stdout.trim()).toBe("absent"); // a new, empty disk
+  await noChanges();
+  await ssh("echo kept > /home/ops/marker && sync");
+});
+
+test.each(["base-hv-a-volume", `${VM}-cidata`, `${VM}-ready`])("up --replace %s keeps the VM, its disks and its seed where they are", async (name) => {
+  const r = await res(name);
+  const uuid = (await placement()).uuid;
+  await up(h, ["--replace", r.urn]);
+  expect((await placement()).uuid).toBe(uuid); // the same domain
+  await expectHealthy();
+  if (name !== `${VM}-ready`) await rebootAndSsh();
+  expect((await ssh("cat /home/ops/marker")).stdout.trim()).toBe("kept");
+  await noChanges();
+});
+
+test("up --replace of the placement recreates the VM (old one removed first: the name is the domain's)", async () => {
+  const p = await placement();
+  await up(h, ["--replace", (await res(`${VM}-placement`)).urn]);
+  const q = await placement();
+  expect(q.uuid).not.toBe(p.uuid);
+  expect(await hv().volumeExists("default", p.overlayVolume as string)).toBe(false);
+  await expectHealthy();
+  await noChanges();
+});
+
+test("the whole lab reset (down, up): a plain up brings the VM back", async () => {
+  await labDown();
+  await ensureLab();
+  await up(h);
+  await expectHealthy();
+  await noChanges();
+});

@@ -1,0 +1,149 @@
+// The fault matrix (issue 8): a fault injected at a phase of a move, then recovery as the README documents it (bring
+// the host or link back, `pulumi cancel` after a killed run, then a plain `pulumi up`, which refreshes first), then the
+// invariant, asked of the hosts: exactly one running domain with the VM's UUID; the state and the stack outputs name
+// its host; a marker written inside the guest after the switchover is still there; no volume of the VM on any other
+// host; and a second up changes nothing. One VM is booted once and moved back and forth by every case.
+//
+// CI runs a slice that covers every fault and every phase; VM_INFRA_FAULT_MATRIX=full runs every (fault, phase, mode)
+// case (npm run test:faults; the closing note of the session that built it has the table).
+import * as path from "node:path";
+import { ensureLab, writeLabStack } from "../../lab/stack";
+import { Image } from "../../lab/image";
+import { run } from "../../host/runner";
+import { outputs, pulumi, up } from "../support/pulumiCli";
+import { guestSsh } from "../support/lab";
+import { Fault, Phase, copiesOf, cutMigrationNetwork, hitLibvirtd, killPulumi, recoverHosts, volumesNamed, waitForPhase } from "../support/faults";
+
+jest.setTimeout(90 * 60_000);
+
+const root = path.join(__dirname, "..", "..");
+const h = { dir: root, stack: "e2e-fault" };
+const VM = "flt";
+let image: Image;
+let publicKey: string;
+let at = "hv-a";
+const other = (x: string) => (x === "hv-a" ? "hv-b" : "hv-a");
+
+type Mode = "live" | "offline";
+interface Case { fault: Fault; phase: Phase; mode: Mode }
+
+const FAULTS: Fault[] = ["source libvirtd", "target libvirtd", "migration network", "pulumi"];
+const PHASES: Phase[] = ["pre-check", "prepare target", "transfer start", "mid-transfer", "switchover", "health check", "source clean-up"];
+/** Where a fault cannot bite: clean-up runs on the source only; an offline move has no migration job to watch. */
+const applicable = (c: Case) => !(c.phase === "source clean-up" && c.fault !== "source libvirtd") &&
+  !(c.mode === "offline" && ["transfer start", "mid-transfer"].includes(c.phase)) &&
+  !(c.fault === "pulumi" && c.phase === "pre-check");
+
+const SLICE: Case[] = [
+  { fault: "target libvirtd", phase: "pre-check", mode: "live" },
+  { fault: "target libvirtd", phase: "prepare target", mode: "live" },
+  { fault: "migration network", phase: "transfer start", mode: "live" },
+  { fault: "target libvirtd", phase: "mid-transfer", mode: "live" },
+  { fault: "source libvirtd", phase: "switchover", mode: "live" },
+  { fault: "pulumi", phase: "health check", mode: "live" },
+  { fault: "source libvirtd", phase: "source clean-up", mode: "offline" },
+];
+const FULL: Case[] = (["live", "offline"] as Mode[]).flatMap((mode) => FAULTS.flatMap((fault) => PHASES.map((phase) => ({ fault, phase, mode })))).filter(applicable);
+const CASES = process.env.VM_INFRA_FAULT_MATRIX === "full" ? FULL : SLICE;
+
+async function configure(host: string, migration?: Record<string, unknown>): Promise<void> {
+  await writeLabStack(root, h.stack, [{ name: VM, host, memoryMiB: 768, diskGiB: 4, user: "ops", storage: "local", ...(migration ? { migration } : {}) }],
+    image, publicKey);
+}
+
+async function stateOf(): Promise<Record<string, unknown>> {
+  const { stdout } = await pulumi(h, ["stack", "export"]);
+  const res = (JSON.parse(stdout).deployment.resources as { urn: string; outputs: Record<string, unknown> }[]).find((r) => r.urn.endsWith(`::${VM}-placement`));
+  if (!res) throw new Error(`${VM}-placement not in state`);
+  return res.outputs;
+}
+
+const address = async () => ((await outputs(h)).vms as Record<string, { address: string }>)[VM].address;
+let guestAddress = "";
+const ssh = (host: string, line: string) => guestSsh("ops", guestAddress, host, [line]);
+
+beforeAll(async () => {
+  ({ image, publicKey } = await ensureLab());
+  for (const args of [["cancel", "--yes"], ["destroy", "--yes", "--skip-preview"], ["stack", "rm", "--yes", "--force"]])
+    await pulumi(h, args, 600_000, [0, 1, 255]).catch(() => undefined);
+  await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
+  await configure(at);
+  await up(h);
+  guestAddress = await address();
+  await ssh(at, "echo before > /home/ops/marker-0 && sync");
+});
+
+afterAll(async () => {
+  await recoverHosts().catch(() => undefined);
+  await pulumi(h, ["cancel", "--yes"], 60_000, [0, 1, 255]).catch(() => undefined);
+  await pulumi(h, ["destroy", "--yes", "--skip-preview"]).catch(() => undefined);
+  await pulumi(h, ["stack", "rm", "--yes", "--force"]).catch(() => undefined);
+});
+
+const figures: string[] = [];
+afterAll(() => {
+  if (figures.length) process.stdout.write(`\nfault matrix (fault | phase | mode | first up | after recovery | s to converge)\n${figures.join("\n")}\n`);
+});
+
+let n = 0;
+test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes kept", async (c) => {
+  n++;
+  const from = at;
+  const to = other(at);
+  const st = await stateOf();
+  const uuid = st.uuid as string;
+  // the guest's health endpoint is up only when the case says so (a late answer keeps the health check waiting)
+  await ssh(from, "pkill -f 'http.server 8080' || true");
+  const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: 25 };
+  await configure(to, { mode: c.mode, bandwidthMiBs: 40, progressTimeoutSeconds: 20, ...healthWindow });
+
+  let marker: string | undefined;
+  const inject = async () => {
+    switch (c.fault) {
+      case "source libvirtd": hitLibvirtd(from); break;
+      case "target libvirtd": hitLibvirtd(to); break;
+      case "migration network": await cutMigrationNetwork(); break;
+      case "pulumi": await killPulumi(h.stack); break;
+    }
+  };
+  const t0 = Date.now();
+  if (c.phase === "pre-check") await inject();
+  const first = pulumi(h, ["up", "--yes", "--skip-preview"], 30 * 60_000, [0, 1, 255]).catch((e: Error) => ({ stdout: "", stderr: e.message, exitCode: -1 }));
+  if (c.phase !== "pre-check") {
+    await waitForPhase(c.phase, { name: VM, from, to, pool: "default", overlay: st.overlayVolume as string });
+    const afterSwitch = ["switchover", "health check", "source clean-up"].includes(c.phase);
+    if (afterSwitch) { // a write the VM must keep, made where it runs after the switchover
+      marker = `case-${n}-${Date.now()}`;
+      await ssh(to, `echo ${marker} > /home/ops/marker-${n} && sync`);
+    }
+    if (c.phase === "health check") await new Promise((r) => setTimeout(r, 3000)); // well inside the health check
+    await inject();
+    if (c.phase === "source clean-up") await ssh(to, "nohup python3 -m http.server 8080 >/dev/null 2>&1 </dev/null &");
+  }
+  const r = await first;
+  const firstOutcome = r.exitCode === 0 ? "succeeded" : r.exitCode === -1 ? "killed" : "failed";
+  const text = `${r.stdout}\n${r.stderr}`;
+  // what did not answer is named in the error
+  if (firstOutcome === "failed" && c.fault === "target libvirtd") expect(text).toMatch(new RegExp(`${to} (is unreachable|did not answer)`));
+  if (firstOutcome === "failed" && c.fault === "source libvirtd" && c.phase !== "pre-check") expect(text).toMatch(new RegExp(`${from} did not answer`));
+
+  // recovery as documented: the host (or link) comes back, a killed run's lock is cancelled, a plain up converges
+  await recoverHosts();
+  if (c.fault === "pulumi") await pulumi(h, ["cancel", "--yes"], 60_000, [0, 1, 255]);
+  await configure(to); // the operator's intent stays: the VM belongs on the target
+  await up(h);
+  const converged = (Date.now() - t0) / 1000;
+
+  // the invariant, from the hosts
+  const copies = await copiesOf(VM);
+  expect(copies).toEqual({ [to]: { state: "running", uuid } });
+  const now = await stateOf();
+  expect([now.hostName, now.uuid, now.leftovers]).toEqual([to, uuid, []]);
+  expect(((await outputs(h)).vms as Record<string, { host: string }>)[VM].host).toBe(to);
+  expect(await volumesNamed(`${VM}-`)).toEqual([`${to}:default:${now.overlayVolume}`, `${to}:default:${now.isoVolume}`].sort());
+  expect((await ssh(to, "cat /home/ops/marker-0")).stdout.trim()).toBe("before");
+  if (marker) expect((await ssh(to, `cat /home/ops/marker-${n}`)).stdout.trim()).toBe(marker);
+  await up(h, ["--expect-no-changes"]);
+  at = to;
+  figures.push(`${c.fault} | ${c.phase} | ${c.mode} | ${firstOutcome} | moved to ${to} | ${converged.toFixed(0)}`);
+});
