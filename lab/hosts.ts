@@ -23,8 +23,9 @@ function pidAlive(pidFile: string): number | undefined {
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, "utf8").trim());
   try {
-    process.kill(pid, 0);
-    return pid;
+    // a killed daemon can linger as a zombie until its parent reaps it: signal 0 still reaches it, it serves nothing
+    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()?.[0];
+    return state === "Z" || state === "X" ? undefined : pid;
   } catch {
     return undefined;
   }

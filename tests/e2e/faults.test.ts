@@ -80,6 +80,19 @@ afterAll(async () => {
   await pulumi(h, ["stack", "rm", "--yes", "--force"]).catch(() => undefined);
 });
 
+// issue 8: `lab up` after a host's libvirtd died removed libvirt's status files, so the running guest was forgotten
+// ("shut off") and a start launched a second qemu on the same disk
+test("a lab host's libvirtd killed and brought back keeps its running guest: the same qemu process, no second one", async () => {
+  const qemu = async () => (await run("pgrep", ["-f", `guest=${VM},`], { timeoutMs: 10_000, okCodes: [0, 1] })).stdout.trim().split("\n").filter(Boolean);
+  const before = await qemu();
+  expect(before).toHaveLength(1);
+  hitLibvirtd(at);
+  await recoverHosts();
+  expect(await copiesOf(VM)).toEqual({ [at]: { state: "running", uuid: (await stateOf()).uuid } });
+  expect(await qemu()).toEqual(before);
+  await up(h, ["--expect-no-changes"]);
+});
+
 const figures: string[] = [];
 afterAll(() => {
   if (figures.length) process.stdout.write(`\nfault matrix (fault | phase | mode | first up | after recovery | s to converge)\n${figures.join("\n")}\n`);
