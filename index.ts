@@ -4,10 +4,21 @@ import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { parseSpec, SpecError, VmSpec } from "./config/spec";
 import { validatePublicKey } from "./host/ssh";
+import { localImageFormat } from "./host/qemuImg";
 import { BaseImage } from "./components/BaseImage";
 import { Vm } from "./components/Vm";
 
+/** A config error reaches the user as its list of problems, once, without a stack trace (pulumi.RunError). */
 export = async () => {
+  try {
+    return await program();
+  } catch (e) {
+    if (e instanceof SpecError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
+};
+
+async function program() {
   const cfg = new pulumi.Config("vm-infra");
   // the default key list is a secret; VMs without their own keys get it
   const defaultKeys = cfg.getSecretObject<string[]>("sshKeys");
@@ -24,7 +35,10 @@ export = async () => {
     for (const k of vm.sshKeys)
       await validatePublicKey(k).catch(() => problems.push(`vm ${vm.name}: ssh-keygen rejects one of its SSH public keys`));
   if (!existsSync(spec.readiness.privateKeyPath)) problems.push(`readiness.privateKeyPath: ${spec.readiness.privateKeyPath} does not exist`);
-  if (spec.image.source && !existsSync(spec.image.source)) problems.push(`image.source: ${spec.image.source} does not exist`);
+  if (spec.image.source) {
+    const { problem } = await localImageFormat(spec.image.source);
+    if (problem) problems.push(`image.source: ${problem}`);
+  }
   if (problems.length > 0) throw new SpecError(problems);
 
   // one base image per host pool a VM uses; a shared pool gets one, uploaded through the first host (by name) that
@@ -48,4 +62,4 @@ export = async () => {
       lastMigration: c.lastMigration });
   }
   return { vms };
-};
+}
