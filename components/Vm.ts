@@ -110,6 +110,7 @@ export class Vm extends pulumi.ComponentResource {
       staticAddress: vm.address?.cidr.split("/")[0],
       knownHosts: Object.fromEntries(Object.values(args.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
       owner: { project: pulumi.getProject(), stack: pulumi.getStack(), resource: `${name}-placement` },
+      ...(vm.adopt ? { adopt: vm.adopt } : {}),
     }, {
       parent: this, dependsOn: [iso, args.baseImage],
       // the domain's name cannot exist twice on a host: a replacement (also `pulumi up --replace`, which never asks

@@ -67,6 +67,11 @@ export interface VmSpec {
   /** Where the disks live: the host's own pool ("local", default) or its sharedPool ("shared"). */
   storage: "local" | "shared";
   migration: MigrationSpec;
+  /**
+   * Explicit adoption: the UUID of a domain of this name, made by vm-infra (another stack, or a stack whose state was
+   * lost), that this stack takes over as it is. Without it, a domain of that name on the host is refused.
+   */
+  adopt?: string;
 }
 
 export type MigrationMode = "live" | "paused" | "offline";
@@ -129,6 +134,8 @@ const VOLUME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const CIDR_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 const URI_RE = /^(qemu|test)(\+(unix|ssh|tcp|tls))?:\/\/[^\s]*$/;
 const IP_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class SpecError extends Error {
   override readonly name = "SpecError";
@@ -252,7 +259,9 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
       if (storage === "shared" && hosts[host] && !hosts[host].sharedPool)
         p.push(`${where}.storage: "shared" needs hosts.${host}.sharedPool`);
       const migration = parseMigration(v.migration, `${where}.migration`, p);
-      vms.push({ name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration });
+      const adopt = str(v.adopt);
+      if (v.adopt !== undefined && !(adopt && UUID_RE.test(adopt))) p.push(`${where}.adopt: the UUID of the domain to adopt (virsh domuuid ${name})`);
+      vms.push({ name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration, ...(adopt ? { adopt } : {}) });
     });
 
   for (const [what, key] of [["name", (v: VmSpec) => v.name], ["mac", (v: VmSpec) => v.mac],

@@ -52,6 +52,8 @@ export interface PlacementInputs {
   knownHosts: Record<string, { uri: string; pool: string }>;
   /** Project, stack and resource name, written into the domain's metadata. */
   owner?: Omit<Owner, "instance">;
+  /** Explicit adoption: the UUID of a vm-infra-made domain of this name that create takes over (VmSpec.adopt). */
+  adopt?: string;
 }
 
 export type { Leftover };
@@ -81,7 +83,7 @@ export const RESTART_KEYS = ["vcpus", "memoryMiB", "network", "bridge", "mac", "
 /** A host change is a migration: one update, never a replacement. */
 export const MOVE_KEYS = ["hostName", "uri"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
-export const SETTING_KEYS = ["isoFile", "storage", "migration", "migrationUri", "guestNetns", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner"] as const;
+export const SETTING_KEYS = ["isoFile", "storage", "migration", "migrationUri", "guestNetns", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
 
 /**
  * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same
@@ -265,9 +267,11 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       // vm-infra never adopts a domain it did not make in this resource: a second stack with the same VM would
       // otherwise take over (and later destroy) the first one's VM
       const there = await findDomain(v, i.name);
+      if (there.exists && i.adopt && there.uuid === i.adopt && there.owner) return await adopt(v, i, there.uuid, there.owner);
       if (there.exists)
         throw new Error(`a domain named ${i.name} already exists on ${i.hostName} (${ownerText(there.owner)}); vm-infra does not adopt ` +
-          `an existing VM: remove it, choose another name, or (to manage that VM from this stack) import it as the README describes`);
+          `an existing VM unless told to: remove it, choose another name, or, to manage that VM from this stack, set vms[].adopt to its ` +
+          `UUID${there.owner ? ` (${there.uuid})` : " (only VMs made by vm-infra can be adopted)"}`);
       await checkRoom(v, i);
       const paths = await ensureVolumes(v, i, names({ ...i, instance }), created);
       defined = true;
@@ -439,6 +443,30 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     audit({ action: "delete", vm: p.name, host: p.hostName, outcome: "ok" });
   },
 };
+
+/**
+ * Takes over a domain vm-infra made elsewhere (its UUID given explicitly): its disk stays, its owner record becomes this
+ * stack's, nothing restarts. When its seed differs from this config's, the next up applies this config's (a restart).
+ */
+async function adopt(v: Virsh, i: PlacementInputs, uuid: string, from: Owner): Promise<{ id: string; outs: PlacementOutputs }> {
+  const instance = from.instance;
+  const n = names({ ...i, instance });
+  if (!(await v.volumeExists(i.pool, n.overlay))) throw new Error(`adopt ${i.name}: its disk ${n.overlay} is not in pool ${i.pool} on ${i.hostName}`);
+  const live = parseDomainXml(await v.exec(["dumpxml", "--", i.name]));
+  const diskPath = await v.volumePath(i.pool, n.overlay);
+  const liveIso = live.diskPaths[1] ?? "";
+  const isoVolume = liveIso ? (await v.exec(["vol-name", "--", liveIso])).trim() : "";
+  const sameSeed = isoVolume === n.iso;
+  await setOwner(v, i, instance);
+  say(`${i.name}: adopted on ${i.hostName} (UUID ${uuid}, ${ownerText(from)})${sameSeed ? "" : `; its seed ${isoVolume} differs from this config's: the next up applies this config (a restart)`}`);
+  audit({ action: "adopt", vm: i.name, host: i.hostName, outcome: "ok", detail: `${uuid} from ${from.project}/${from.stack}/${from.resource}` });
+  return {
+    id: `vm/${i.name}`,
+    outs: outputsOf({ ...i, memoryMiB: live.memoryMiB, vcpus: live.vcpus, mac: live.mac ?? i.mac, isoHash: sameSeed ? i.isoHash : `adopted:${isoVolume}` },
+      { diskPath, isoPath: liveIso }, { uuid, instance, boots: 1, overlayVolume: n.overlay, isoVolume,
+        powerState: (await v.domainState(i.name)) ?? "absent" }),
+  };
+}
 
 async function setOwner(v: Virsh, i: PlacementInputs, instance: string): Promise<void> {
   const o = ownerOf(i, instance);

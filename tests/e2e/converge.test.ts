@@ -155,6 +155,26 @@ test("up --replace of the placement recreates the VM (old one removed first: the
   await noChanges();
 });
 
+// issue 8: a second stack with the same VM silently adopted it (and its destroy deleted it); adoption is now explicit
+test("a stack that lost its VM from the state is refused the name, then adopts it explicitly by UUID without a restart", async () => {
+  const p = await placement();
+  const qemu = async () => (await run("pgrep", ["-f", `guest=${VM},`], { timeoutMs: 10_000 })).stdout.trim();
+  const pid = await qemu();
+  await pulumi(h, ["state", "delete", "--yes", "--target-dependents", "--", (await res(`${VM}-placement`)).urn]);
+  const out = await upExpectingFailure(h);
+  expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement); ` +
+    `vm-infra does not adopt an existing VM unless told to: remove it, choose another name, or, to manage that VM from this stack, set vms[].adopt ` +
+    `to its UUID (${p.uuid})`);
+  await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", adopt: p.uuid }], image, publicKey);
+  await up(h);
+  const q = await placement();
+  expect([q.uuid, q.overlayVolume, q.isoVolume, q.instance]).toEqual([p.uuid, p.overlayVolume, p.isoVolume, p.instance]);
+  expect(await qemu()).toBe(pid); // taken over as it runs
+  await expectHealthy();
+  expect((await ssh("cat /home/ops/marker")).stdout.trim()).toBe("kept");
+  await noChanges();
+});
+
 test("the whole lab reset (down, up): a plain up brings the VM back", async () => {
   await labDown();
   await ensureLab();

@@ -114,10 +114,37 @@ test("create refuses a domain of that name it did not make, naming its owner, an
   const inner = fake(host, calls);
   virshRunner.current = async (file, args, opts) => (args[3] === "dumpxml" ? { stdout: owned, stderr: "", exitCode: 0 } : inner(file, args, opts));
   await expect(provider.create(inputs)).rejects.toThrow("create web-1 on hv-a: a domain named web-1 already exists on hv-a (made by vm-infra project " +
-    "vm-infra, stack dev, resource web-1-placement); vm-infra does not adopt an existing VM: remove it, choose another name, or (to manage that " +
-    "VM from this stack) import it as the README describes (rolled back: 0 volume(s), domain untouched)");
+    "vm-infra, stack dev, resource web-1-placement); vm-infra does not adopt an existing VM unless told to: remove it, choose another name, or, to " +
+    "manage that VM from this stack, set vms[].adopt to its UUID (u-dev) (rolled back: 0 volume(s), domain untouched)");
+  // an adopt naming another UUID is refused just the same
+  await expect(provider.create({ ...inputs, adopt: "00000000-0000-0000-0000-000000000000" })).rejects.toThrow(/already exists on hv-a/);
   expect(calls).toEqual([]);
   expect(host.domain).toBe("running");
+});
+
+test("adopt: a vm-infra domain with exactly that UUID is taken over as it is: owner rewritten, nothing restarted", async () => {
+  const calls: string[][] = [];
+  const ADOPTED_ISO = "web-1-11112222-cidata-abababababab.iso";
+  const host = { domain: "running", uuid: "u-dev", volumes: new Set(["base.qcow2", "web-1-11112222.qcow2", ADOPTED_ISO]) };
+  const xml = `<domain><name>web-1</name><uuid>u-dev</uuid><memory unit="KiB">1048576</memory><vcpu>1</vcpu><metadata><vmi:owner ` +
+    `xmlns:vmi="https://github.com/vm-infra/xmlns/owner/1" project="vm-infra" stack="dev" resource="web-1-placement" instance="11112222"/></metadata>` +
+    `<devices><disk><source file="/pool/web-1-11112222.qcow2"/></disk><disk><source file="/pool/${ADOPTED_ISO}"/></disk>` +
+    `<interface><mac address="52:54:00:00:00:01"/></interface></devices></domain>`;
+  const inner = fake(host, calls);
+  virshRunner.current = async (file, args, opts) => {
+    if (args[3] === "dumpxml") return { stdout: xml, stderr: "", exitCode: 0 };
+    if (args[3] === "vol-name") return { stdout: `${path.basename(args[args.length - 1])}\n`, stderr: "", exitCode: 0 };
+    if (args[3] === "metadata") { calls.push(args.slice(3)); return { stdout: "", stderr: "", exitCode: 0 }; }
+    return inner(file, args, opts);
+  };
+  const owner = { project: "vm-infra", stack: "ops", resource: "web-1-placement" };
+  const r = await provider.create({ ...inputs, owner, adopt: "u-dev" });
+  expect(r.outs).toMatchObject({ uuid: "u-dev", instance: "11112222", overlayVolume: "web-1-11112222.qcow2", isoVolume: ADOPTED_ISO, isoHash: inputs.isoHash,
+    powerState: "running" });
+  expect(calls.filter((c) => !["domstate", "vol-info", "vol-path", "pool-refresh"].includes(c[0]))).toEqual([
+    ["metadata", "--", "web-1", "--uri", "https://github.com/vm-infra/xmlns/owner/1", "--key", "vmi", "--set",
+      '<owner project="vm-infra" stack="ops" resource="web-1-placement" instance="11112222"/>', "--live", "--config"],
+  ]);
 });
 
 test("delete leaves a domain of that name with another UUID (made by hand or by another stack) and says so", async () => {
