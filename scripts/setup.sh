@@ -5,8 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/host-packages.sh
-[ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
+bash scripts/node-modules.sh
 export PATH="$root/node_modules/.bin:$PATH"
 bash scripts/toolchain.sh >/dev/null
-npx tsc -p tsconfig.json
+tsc -p tsconfig.json
 exec scripts/with-env.sh node dist/scripts/devUp.js

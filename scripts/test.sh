@@ -5,8 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/host-packages.sh
-[ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
+bash scripts/node-modules.sh
 export PATH="$root/node_modules/.bin:$PATH"   # Node 22 from the node package
-npx tsc -p tsconfig.json
-npx eslint --max-warnings 0 .
-exec scripts/with-env.sh npx jest --runInBand "$@"
+tsc -p tsconfig.json
+eslint --max-warnings 0 .
+exec scripts/with-env.sh jest --runInBand "$@"

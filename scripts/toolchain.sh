@@ -40,5 +40,11 @@ if ! have_ok; then
   rm -rf "$OUT/bin" && mv "$OUT/bin.new" "$OUT/bin"
   have_ok || { echo "toolchain: the built CLI does not report $CLI_VERSION" >&2; exit 1; }
 fi
+# the dynamic-provider host ships in @pulumi/pulumi; next to the CLI the engine treats it as bundled (found on $PATH
+# instead, every run warns "using ... from $PATH"). The script resolves @pulumi/pulumi from the program's directory.
+host_script="$root/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
+if [ -f "$host_script" ] && ! cmp -s "$host_script" "$OUT/bin/pulumi-resource-pulumi-nodejs"; then
+  install -m 0755 "$host_script" "$OUT/bin/pulumi-resource-pulumi-nodejs"
+fi
 echo "toolchain: pulumi $CLI_VERSION ready in $(( $(date +%s) - start ))s at $OUT/bin" >&2
 echo "$OUT/bin"

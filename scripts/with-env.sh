@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with vm-infra's offline Pulumi environment: Node 22 from node_modules, the pinned toolchain (unless
-# a `pulumi` of the pinned version is already on PATH), the dynamic-provider host, a local file backend, no update
+# a `pulumi` of the pinned version is already on PATH), the dynamic-provider host (installed next to the CLI by
+# toolchain.sh), a local file backend, no update
 # check and no plugin downloads. Usage: scripts/with-env.sh CMD [ARGS...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +12,7 @@ if command -v pulumi >/dev/null 2>&1 && [ "$(pulumi version 2>/dev/null)" = "$wa
 else
   cli_dir=$tools
 fi
-export PATH="$root/node_modules/.bin:$cli_dir:$tools:$root/node_modules/@pulumi/pulumi:$PATH"
+export PATH="$root/node_modules/.bin:$cli_dir:$tools:$PATH"
 export PULUMI_HOME=${PULUMI_HOME:-$root/.pulumi-state/home}
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$root/.pulumi-state/backend}
 # The lab's stacks hold no production secrets; real users set their own passphrase (or a secrets provider).
