@@ -237,10 +237,16 @@ export async function removeLeftovers(vm: { name: string; uuid?: string }, lefto
   return still;
 }
 
-/** A provider error that still records state: the engine saves `properties` as the resource's outputs. */
+/**
+ * A provider error that still records state: the engine saves `properties` as the resource's outputs and `reasons` as
+ * its initErrors, but prints only "resource init failed"; so the message is also printed here, where it is seen.
+ */
 class PartialFailure extends Error {
+  readonly reasons: string[];
   constructor(message: string, readonly id: string, readonly properties: Record<string, unknown>) {
     super(message);
+    this.reasons = [message];
+    say(`error: ${message}`);
   }
 }
 

@@ -9,7 +9,7 @@ import { HOSTS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
-import { outputs, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { outputs, previewSteps, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { guestSsh, inventory, libvirtdPid, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -137,8 +137,7 @@ test("preview: a host change is an update with a plan line, and runs nothing on 
   const r = await pulumi(h, ["preview", "--diff"]);
   const text = r.stdout + r.stderr; // with --diff the CLI prints info diagnostics on stderr
   expect(text).toContain("plan: mig-l: migrate live hv-a -> hv-b: 768 MiB memory, overlay copied (at most 4 GiB)");
-  const { stdout } = await pulumi(h, ["preview", "--json"]);
-  const steps = (JSON.parse(stdout) as { steps: { op: string; urn: string }[] }).steps;
+  const steps = await previewSteps(h);
   expect(steps.find((s) => urnName(s.urn) === "mig-l-placement")?.op).toBe("update");
   expect(steps.some((s) => s.op === "replace" || s.op === "create-replacement" || s.op === "delete-replaced")).toBe(false);
   expect(await inventory()).toEqual(inv);
@@ -200,7 +199,7 @@ test("fault: a failing health check moves the VM back, and the state still says 
   const out = await failingMove("mig-s", "hv-b", { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 });
   expect(out).toMatch(/failed at health check: HTTP GET :9\//);
   expect(out).toMatch(/migrated back hv-b -> hv-a/);
-  expect(out).toMatch(/the VM runs on hv-a as before/);
+  expect(out).toMatch(/The VM runs on hv-a as before/);
   await expectOnlyOn("mig-s", "hv-a");
   expect(await marker("mig-s")).toBe("disk-survives");
   await up(h, ["--expect-no-changes"]);

@@ -40,9 +40,10 @@ export interface PreviewStep {
   replaceReasons?: string[];
 }
 
+/** The plan's steps, without the refresh steps that `options: refresh: always` puts before them. */
 export async function previewSteps(h: StackHandle): Promise<PreviewStep[]> {
   const { stdout } = await pulumi(h, ["preview", "--json"]);
-  return (JSON.parse(stdout) as { steps: PreviewStep[] }).steps;
+  return (JSON.parse(stdout) as { steps: PreviewStep[] }).steps.filter((s) => s.op !== "refresh");
 }
 
 export async function up(h: StackHandle, extra: string[] = []): Promise<RunResult> {
