@@ -58,7 +58,7 @@ async function program() {
       vm, host: spec.hosts[vm.host], hosts: spec.hosts, image: spec.image, baseImage: imageFor(vm), readiness: spec.readiness,
       isoDir: path.join(__dirname, "..", ".vm-infra", "iso", pulumi.getStack()), // compiled to dist/index.js; one directory per stack
     });
-    vms[vm.name] = pulumi.output({ address: c.address, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
+    vms[vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
       lastMigration: c.lastMigration });
   }
   return { vms };

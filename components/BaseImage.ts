@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HostSpec, ImageSpec } from "../config/spec";
-import { shim } from "../providers/shim";
+import { shim, typed } from "../providers/shim";
 
 export interface BaseImageArgs {
   /** The host whose pool receives the image. */
@@ -13,7 +13,7 @@ class BaseImageVolume extends pulumi.dynamic.Resource {
   declare readonly volume: pulumi.Output<string>;
   declare readonly uploaded: pulumi.Output<boolean>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    super(shim("providers/baseImage"), name, { ...props, uploaded: undefined }, opts);
+    super(shim("providers/baseImage"), name, { ...props, uploaded: undefined }, typed(opts), "vm-infra", "BaseImageVolume");
   }
 }
 

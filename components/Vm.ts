@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HostSpec, ImageSpec, ReadinessSpec, VmSpec } from "../config/spec";
 import { cloudInitDocs, instanceId } from "../cloud-init/documents";
-import { shim } from "../providers/shim";
+import { shim, typed } from "../providers/shim";
 import { BaseImage } from "./BaseImage";
 
 export interface VmArgs {
@@ -31,22 +31,23 @@ class Placement extends pulumi.dynamic.Resource {
     super(shim("providers/vmPlacement"), name, {
       overlayVolume: undefined, isoVolume: undefined, diskPath: undefined, isoPath: undefined, uuid: undefined, lastMigration: undefined,
       leftovers: undefined, instance: undefined, powerState: undefined, boots: undefined, missing: undefined, ...props,
-    }, opts);
+    }, typed(opts), "vm-infra", "Placement");
   }
 }
 
 class SeedIso extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    super(shim("providers/isoFile"), name, { path: undefined, instance: undefined, sha256: undefined, ...props }, opts);
+    super(shim("providers/isoFile"), name, { path: undefined, instance: undefined, sha256: undefined, ...props }, typed(opts), "vm-infra", "SeedIso");
   }
 }
 
 class Ready extends pulumi.dynamic.Resource {
   declare readonly address: pulumi.Output<string>;
+  declare readonly status: pulumi.Output<string>;
   declare readonly readySeconds: pulumi.Output<number>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    super(shim("providers/vmReady"), name, { address: undefined, readySeconds: undefined, ...props }, opts);
+    super(shim("providers/vmReady"), name, { address: undefined, readySeconds: undefined, status: undefined, ...props }, typed(opts), "vm-infra", "Ready");
   }
 }
 
@@ -56,6 +57,8 @@ class Ready extends pulumi.dynamic.Resource {
  */
 export class Vm extends pulumi.ComponentResource {
   readonly address: pulumi.Output<string>;
+  /** "ready", or the domain's state when the VM is not running (shut off by choice): then address is "". */
+  readonly status: pulumi.Output<string>;
   readonly hostName: pulumi.Output<string>;
   readonly mac: string;
   readonly instanceId: string;
@@ -134,13 +137,14 @@ export class Vm extends pulumi.ComponentResource {
     }, { parent: this, dependsOn: [placement] });
 
     this.address = ready.address;
+    this.status = ready.status;
     this.hostName = placement.hostName;
     this.mac = vm.mac;
     this.instanceId = instanceId(vm);
     const prefix = host.guestNetns ? `ip netns exec ${host.guestNetns} ` : "";
     this.sshCommand = pulumi.interpolate`${prefix}ssh -i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
     this.lastMigration = placement.lastMigration;
-    this.registerOutputs({ address: this.address, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand,
+    this.registerOutputs({ address: this.address, status: this.status, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand,
       lastMigration: this.lastMigration });
   }
 }

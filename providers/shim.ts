@@ -52,3 +52,11 @@ export function shim(modulePath: string): pulumi.dynamic.ResourceProvider {
     },
   };
 }
+
+/**
+ * Resource options for a vm-infra dynamic resource registered with a type token of its own
+ * (`pulumi-nodejs:dynamic/vm-infra:<Type>`, so previews, JSON results and policies can tell them apart): the alias
+ * keeps stacks made with the generic `pulumi-nodejs:dynamic:Resource` token from replacing anything.
+ */
+export const typed = (opts: pulumi.CustomResourceOptions | undefined): pulumi.CustomResourceOptions =>
+  ({ ...opts, aliases: [...(opts?.aliases ?? []), { type: "pulumi-nodejs:dynamic:Resource" }] });

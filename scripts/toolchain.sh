@@ -2,7 +2,6 @@
 # Builds the pinned Pulumi toolchain from Go modules and caches it outside git:
 #   toolchain/cli      the Pulumi CLI          (pkg/v3 at the tag equal to package.json's @pulumi/pulumi)
 #   toolchain/lang     the Node.js language host
-#   toolchain/command  the command provider    (labelled with package.json's @pulumi/command version)
 # Each folder's go.mod/go.sum is the pin and the lock: the go command checks every module it downloads against
 # go.sum, so the checksum database (which answers 404 for these versions from here) is not consulted.
 # Prints the bin directory as the last line of stdout; a warm run takes well under a second.
@@ -11,7 +10,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tc="$root/toolchain"
 pkgv() { node -e "process.stdout.write(require('$root/package.json').dependencies['$1'])"; }
 SDK_VERSION=$(pkgv @pulumi/pulumi)
-COMMAND_VERSION=$(pkgv @pulumi/command)
 CLI_VERSION=$(awk '$1=="github.com/pulumi/pulumi/pkg/v3"{print $2} $1=="require" && $2=="github.com/pulumi/pulumi/pkg/v3"{print $3}' "$tc/cli/go.mod" | head -1)
 if [ "$CLI_VERSION" != "v$SDK_VERSION" ]; then
   echo "toolchain: toolchain/cli pins pulumi $CLI_VERSION but package.json has @pulumi/pulumi $SDK_VERSION" >&2; exit 1
@@ -21,12 +19,12 @@ OUT="${VM_INFRA_CACHE:-/var/cache/vm-infra}/toolchain/$CLI_VERSION-$key"
 start=$(date +%s)
 
 have_ok() {
-  [ -x "$OUT/bin/pulumi" ] && [ -x "$OUT/bin/pulumi-language-nodejs" ] && [ -x "$OUT/bin/pulumi-resource-command" ] &&
+  [ -x "$OUT/bin/pulumi" ] && [ -x "$OUT/bin/pulumi-language-nodejs" ] &&
     [ "$("$OUT/bin/pulumi" version 2>/dev/null)" = "$CLI_VERSION" ]
 }
 
 if ! have_ok; then
-  echo "toolchain: building pulumi $CLI_VERSION, its language host and command provider v$COMMAND_VERSION (cold: minutes)" >&2
+  echo "toolchain: building pulumi $CLI_VERSION and its Node.js language host (cold: minutes)" >&2
   export GOFLAGS=-mod=readonly GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0
   rm -rf "$OUT/bin.new"; mkdir -p "$OUT/bin.new"
   ldv="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$CLI_VERSION"
@@ -34,9 +32,6 @@ if ! have_ok; then
   (cd "$tc/cli" && go build "${flags[@]}" -ldflags "$ldv" -o "$OUT/bin.new/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
   (cd "$tc/lang" && go build "${flags[@]}" -ldflags "$ldv" -o "$OUT/bin.new/pulumi-language-nodejs" \
       github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3)
-  (cd "$tc/command" && go build -trimpath \
-      -ldflags "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
-      -o "$OUT/bin.new/pulumi-resource-command" github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command)
   rm -rf "$OUT/bin" && mv "$OUT/bin.new" "$OUT/bin"
   have_ok || { echo "toolchain: the built CLI does not report $CLI_VERSION" >&2; exit 1; }
 fi

@@ -155,6 +155,29 @@ test("up --replace of the placement recreates the VM (old one removed first: the
   await noChanges();
 });
 
+// issue 8: a stack `dup` with the same config "created" its VM by adopting dev's, and its destroy deleted dev's VM;
+// and a stack's base image was deleted under another stack's overlays
+test("a second stack with the same VM is refused, and its destroy leaves the first stack's VM and the base image under it", async () => {
+  const dup = { dir: root, stack: "e2e-cv-dup" };
+  await pulumi(dup, ["stack", "rm", "--yes", "--force"], 60_000, [0, 255]).catch(() => undefined);
+  await run("pulumi", ["stack", "init", dup.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
+  try {
+    await writeLabStack(root, dup.stack, [{ name: VM, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops" }], image, publicKey);
+    const p = await placement();
+    const out = await upExpectingFailure(dup);
+    expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement)`);
+    const base = p.baseVolume as string;
+    const d = await pulumi(dup, ["destroy", "--yes", "--skip-preview"]);
+    expect(d.stdout).toContain(`base image ${base} on hv-a kept: 1 volume(s) in pool default stand on it (${p.overlayVolume})`);
+    expect(await hv().volumeExists("default", base)).toBe(true);
+    expect((await hv().exec(["domuuid", "--", VM])).trim()).toBe(p.uuid);
+    await expectHealthy();
+    await noChanges();
+  } finally {
+    await pulumi(dup, ["stack", "rm", "--yes", "--force"], 60_000, [0, 255]).catch(() => undefined);
+  }
+});
+
 // issue 8: a second stack with the same VM silently adopted it (and its destroy deleted it); adoption is now explicit
 test("a stack that lost its VM from the state is refused the name, then adopts it explicitly by UUID without a restart", async () => {
   const p = await placement();

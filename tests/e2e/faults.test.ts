@@ -106,7 +106,7 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   const st = await stateOf();
   const uuid = st.uuid as string;
   // the guest's health endpoint is up only when the case says so (a late answer keeps the health check waiting)
-  await ssh(from, "pkill -f 'http.server 8080' || true");
+  await ssh(from, "pkill -f '[h]ttp.server 8080' || true");
   const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: 25 };
   await configure(to, { mode: c.mode, bandwidthMiBs: 40, progressTimeoutSeconds: 20, ...healthWindow });
 

@@ -291,6 +291,24 @@ test("drift: a VM destroyed outside vm-infra is recreated by up, never doubled",
   expect(await marker("mig-s")).toBe("disk-survives"); // its disk was still in the shared pool
 });
 
+// issue 8: a VM shut off by hand and then moved waited the whole readiness timeout and failed with "no address yet"
+test("a VM shut off by hand moves offline and is reported shut off, not waited for; started again, it is checked", async () => {
+  await virsh("hv-a").exec(["shutdown", "--", "mig-s"]);
+  for (let i = 0; i < 120 && (await virsh("hv-a").domainState("mig-s")) !== "shut off"; i++) await new Promise((r) => setTimeout(r, 1000));
+  const t0 = Date.now();
+  await move("mig-s", "hv-b");
+  expect(Date.now() - t0).toBeLessThan(300_000); // far below the stack's 900 s readiness timeout (it did not wait)
+  expect(await whereIs("mig-s")).toEqual({ "hv-b": "shut off" });
+  const out = (await vmsOf())["mig-s"] as VmOut & { status: string };
+  expect([out.host, out.status, out.address, out.lastMigration?.mode, out.lastMigration?.outcome]).toEqual(["hv-b", "shut off", "", "offline", "moved"]);
+  await virsh("hv-b").exec(["start", "--", "mig-s"]);
+  await up(h); // refresh sees it running: readiness checks it again
+  const again = (await vmsOf())["mig-s"] as VmOut & { status: string };
+  expect([again.status, again.host]).toEqual(["ready", "hv-b"]);
+  expect(await marker("mig-s")).toBe("disk-survives");
+  await up(h, ["--expect-no-changes"]);
+});
+
 test("destroy: nothing of either VM is left on any host", async () => {
   await pulumi(h, ["destroy", "--yes", "--skip-preview"]);
   expect((await inventory()).filter((x) => /mig-|vm-infra-base/.test(x))).toEqual(before.filter((x) => /mig-|vm-infra-base/.test(x)));

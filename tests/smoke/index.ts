@@ -1,29 +1,24 @@
-// Engine smoke stack: the project's own patterns under the real engine (see tests/e2e/smoke.test.ts).
+// Engine smoke stack: the project's own patterns under the real engine (see tests/e2e/smoke.test.ts): a dynamic
+// resource loaded through providers/shim.ts that runs programs through host/runner.ts, registered either with the
+// generic dynamic type (config typed=false: how stacks before type tokens were made) or with a type token of its own
+// and the alias that upgrades the former without a replacement.
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
-import { shim } from "../../providers/shim";
+import { shim, typed } from "../../providers/shim";
 
 const cfg = new pulumi.Config();
 const dir = cfg.require("dir");
 const content = cfg.require("content");
+const withToken = cfg.getBoolean("typed") ?? true;
 
 class SmokeFile extends pulumi.dynamic.Resource {
   declare readonly sha256: pulumi.Output<string>;
   constructor(name: string, args: { path: string; content: string }, opts?: pulumi.CustomResourceOptions) {
-    super(shim("providers/smokeFile"), name, { ...args, sha256: undefined }, opts);
+    const props = { ...args, sha256: undefined };
+    if (withToken) super(shim("providers/smokeFile"), name, props, typed(opts), "vm-infra", "SmokeFile");
+    else super(shim("providers/smokeFile"), name, props, opts);
   }
 }
 
-// A constant script: the value reaches it only through the environment.
-const stamp = new command.local.Command("stamp", {
-  create: 'printf "%s" "$SMOKE_CONTENT" > "$SMOKE_DIR/command.txt"',
-  delete: 'rm -f "$SMOKE_DIR/command.txt"',
-  interpreter: ["/bin/sh", "-c"],
-  environment: { SMOKE_DIR: dir, SMOKE_CONTENT: content },
-  triggers: [content],
-}, { deleteBeforeReplace: true }); // same path both times: the old delete must not run after the new create
-
-const file = new SmokeFile("file", { path: `${dir}/provider.txt`, content }, { dependsOn: [stamp] });
+const file = new SmokeFile("file", { path: `${dir}/provider.txt`, content });
 
 export const fileSha256 = file.sha256;
-export const stampStdout = stamp.stdout;

@@ -12,11 +12,11 @@ pulumi.runtime.setMocks({
   newResource: (args) => {
     registered.push({ type: args.type, name: args.name, inputs: args.inputs });
     const state: Record<string, unknown> = { ...args.inputs };
-    if (args.type === "pulumi-nodejs:dynamic:Resource" && args.name.endsWith("-cidata")) state.path = "/iso/web-1-built.iso";
-    if (args.type === "pulumi-nodejs:dynamic:Resource" && args.name.endsWith("-placement"))
+    if (args.type === "pulumi-nodejs:dynamic/vm-infra:SeedIso") state.path = "/iso/web-1-built.iso";
+    if (args.type === "pulumi-nodejs:dynamic/vm-infra:Placement")
       Object.assign(state, { isoVolume: "web-1-cidata-x.iso", uuid: "u-1", lastMigration: undefined, powerState: "running", boots: 1 });
-    if (args.type === "pulumi-nodejs:dynamic:Resource" && args.name.endsWith("-ready")) state.address = "192.168.100.50";
-    if (args.type === "pulumi-nodejs:dynamic:Resource" && args.name.endsWith("-volume")) state.volume = args.inputs.volume;
+    if (args.type === "pulumi-nodejs:dynamic/vm-infra:Ready") state.address = "192.168.100.50";
+    if (args.type === "pulumi-nodejs:dynamic/vm-infra:BaseImageVolume") state.volume = args.inputs.volume;
     return { id: `${args.name}-id`, state };
   },
   call: () => ({}),
@@ -44,10 +44,10 @@ test("a Vm registers the seed ISO, the placement unit and readiness, wired in th
 
   const byName = Object.fromEntries(registered.map((r) => [r.name, r]));
   expect(registered.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
-    "pulumi-nodejs:dynamic:Resource base-hv-a-volume",
-    "pulumi-nodejs:dynamic:Resource web-1-cidata",
-    "pulumi-nodejs:dynamic:Resource web-1-placement",
-    "pulumi-nodejs:dynamic:Resource web-1-ready",
+    "pulumi-nodejs:dynamic/vm-infra:BaseImageVolume base-hv-a-volume",
+    "pulumi-nodejs:dynamic/vm-infra:Placement web-1-placement",
+    "pulumi-nodejs:dynamic/vm-infra:Ready web-1-ready",
+    "pulumi-nodejs:dynamic/vm-infra:SeedIso web-1-cidata",
     "vm-infra:index:BaseImage base-hv-a",
     "vm-infra:index:Vm web-1",
   ]);
