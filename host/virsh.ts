@@ -1,4 +1,5 @@
 // Thin typed wrappers over `virsh -c URI ...` (virsh parses its own argv: nothing here is ever a shell string).
+import { poll } from "./poll";
 import { CommandError, run, Runner } from "./runner";
 import { withPrivateFile } from "./tempFiles";
 import { parseKeyValues, parseVolumeXml } from "../libvirt/domain";
@@ -35,18 +36,18 @@ export class Virsh {
 
   /**
    * Re-reads a pool's directory (a shared pool shows what other hosts wrote only after this). libvirt refuses while
-   * the pool has jobs running (an upload into it, say): that is retried, up to `attempts` times a second apart.
+   * the pool has jobs running (an upload into it, say): that is retried every second until `timeoutMs`.
    */
-  async refreshPool(pool: string, attempts = 60): Promise<void> {
-    for (let i = 1; ; i++) {
+  async refreshPool(pool: string, timeoutMs = 60_000): Promise<void> {
+    await poll(async () => {
       try {
         await this.exec(["pool-refresh", "--", pool]);
-        return;
+        return { value: true };
       } catch (e) {
-        if (i >= attempts || !(e instanceof CommandError) || !/asynchronous jobs running/.test(e.stderrTail)) throw e;
-        await new Promise((r) => setTimeout(r, 1000));
+        if (e instanceof CommandError && /asynchronous jobs running/.test(e.stderrTail)) return { retry: e.stderrTail.trim() };
+        throw e;
       }
-    }
+    }, { timeoutMs, intervalMs: 1000, what: `pool-refresh ${pool} on ${this.uri}` });
   }
 
   /** A pool's state ("running", "inactive"...; undefined when virsh prints none) and its free bytes. */

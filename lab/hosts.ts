@@ -5,6 +5,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import * as path from "node:path";
 import { run } from "../host/runner";
+import { poll } from "../host/poll";
 import { Virsh, lines } from "../host/virsh";
 import { GUEST_NET, HOSTS, LabHost, MIG_NET, PROJECT_ROOT, SHARED_DIR, runDir, socketPath, stateDir, uri } from "./layout";
 
@@ -219,11 +220,7 @@ export async function labStatus(): Promise<HostStatus[]> {
 }
 
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`lab: timed out waiting for ${what}`);
-    await sleep(200);
-  }
+  await poll(async () => ((await check()) ? { value: true } : undefined), { timeoutMs, intervalMs: 200, what: `lab: ${what}` });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,4 +1,5 @@
 // Domain lifecycle steps shared by the providers: graceful first, forced after a deadline; already gone is success.
+import { poll, PollTimeout } from "../host/poll";
 import { Virsh, isNotFound } from "../host/virsh";
 import { audit } from "./audit";
 
@@ -10,12 +11,14 @@ export async function stopDomain(v: Virsh, name: string, deadlineMs = SHUTDOWN_D
   await v.exec(["shutdown", "--", name]).catch((e) => {
     if (!isNotFound(e)) throw e;
   });
-  const end = Date.now() + deadlineMs;
-  while (Date.now() < end) {
+  const stopped = await poll(async () => {
     state = await v.domainState(name);
-    if (state === undefined || state === "shut off") return;
-    await sleep(1000);
-  }
+    return state === undefined || state === "shut off" ? { value: true } : undefined;
+  }, { timeoutMs: deadlineMs, intervalMs: 1000, what: `${name} shut down on ${v.uri}` }).catch((e) => {
+    if (e instanceof PollTimeout) return false;
+    throw e;
+  });
+  if (stopped) return;
   await v.exec(["destroy", "--", name]).catch((e) => {
     if (!isNotFound(e)) throw e;
   });

@@ -5,7 +5,7 @@ import { Virsh } from "../host/virsh";
 import { sshRun } from "../host/ssh";
 import { parseDomifaddr } from "../libvirt/domain";
 import { writeSync } from "node:fs";
-import { sleep } from "./domainOps";
+import { poll, PollTimeout } from "../host/poll";
 
 const say = (line: string): void => {
   try {
@@ -56,7 +56,6 @@ export async function findAddress(v: Virsh, name: string, mac: string): Promise<
 
 export async function waitReady(i: ReadyInputs, log: (s: string) => void = () => undefined): Promise<ReadyOutputs> {
   const t0 = Date.now();
-  const end = t0 + i.timeoutSeconds * 1000;
   const v = new Virsh(i.uri);
   // a stopped VM was stopped by someone on purpose (by hand, or it was moved while stopped): say so, do not wait for it
   if (i.powerState !== undefined && i.powerState !== "running") {
@@ -67,31 +66,33 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
     }
   }
   let address = i.staticAddress;
-  let lastErr = "no address yet";
-  while (Date.now() < end) {
-    address = i.staticAddress ?? (await findAddress(v, i.name, i.mac));
-    if (address) {
+  const end = t0 + i.timeoutSeconds * 1000;
+  try {
+    return await poll<ReadyOutputs>(async () => {
+      address = i.staticAddress ?? (await findAddress(v, i.name, i.mac));
+      if (!address) return { retry: "no address yet" };
       try {
-        const r = await sshRun(
-          { user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns },
-          ["cloud-init", "status", "--wait"],
-          Math.max(5000, Math.min(end - Date.now(), 300_000)),
-        );
-        if (/status: done/.test(r.stdout)) {
-          return { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready" };
-        }
-        lastErr = `cloud-init: ${r.stdout.trim()}`;
+        const r = await sshRun({ user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns }, ["cloud-init", "status", "--wait"],
+          Math.max(5000, Math.min(end - Date.now(), 300_000)));
+        if (/status: done/.test(r.stdout)) return { value: { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready" } };
+        return { retry: `cloud-init: ${r.stdout.trim()}` };
       } catch (e) {
         // exit 2 is "done, with recoverable errors": the VM is up but its config did not fully apply
-        lastErr = e instanceof Error ? e.message : String(e);
-        if (/status: (error|degraded)/.test(lastErr)) throw new Error(`${i.name}: cloud-init finished with errors: ${lastErr}`);
+        const m = e instanceof Error ? e.message : String(e);
+        if (/status: (error|degraded)/.test(m)) throw new Error(`${i.name}: cloud-init finished with errors: ${m}`);
+        return { retry: m };
       }
-    }
-    const waited = Math.round((Date.now() - t0) / 1000);
-    if (waited >= 30 && waited % 30 < 3) log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${waited} s)`);
-    await sleep(3000);
+    }, {
+      timeoutMs: i.timeoutSeconds * 1000, intervalMs: 3000, what: `${i.name} ready`,
+      onWait: (ms) => {
+        const waited = Math.round(ms / 1000);
+        if (waited >= 30 && waited % 30 < 3) log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${waited} s)`);
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof PollTimeout)) throw e;
+    throw new Error(`${i.name}: not ready within ${i.timeoutSeconds} s (address ${address ?? "none"}): ${e.last ?? "no address yet"}`);
   }
-  throw new Error(`${i.name}: not ready within ${i.timeoutSeconds} s (address ${address ?? "none"}): ${lastErr}`);
 }
 
 export const provider: pulumi.dynamic.ResourceProvider = {
