@@ -7,8 +7,8 @@
 // reports an image that is gone, so the next up uploads it again (before the overlays that need it).
 import * as pulumi from "@pulumi/pulumi";
 import { stat } from "node:fs/promises";
-import { writeSync } from "node:fs";
 import { sha256File } from "../host/iso";
+import { say } from "./say";
 import { Virsh } from "../host/virsh";
 import { audit } from "./audit";
 
@@ -26,13 +26,6 @@ export interface BaseImageOutputs extends BaseImageInputs {
   uploaded: boolean;
 }
 
-const say = (line: string): void => {
-  try {
-    writeSync(1, `${line}\n`);
-  } catch {
-    /* the engine is gone */
-  }
-};
 
 export const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: BaseImageOutputs, news: BaseImageInputs) {

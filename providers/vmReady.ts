@@ -1,19 +1,12 @@
 // Readiness: an address (the DHCP lease, else the guest agent, or the static address), then an SSH login with the
 // configured key and `cloud-init status --wait` reporting done, within a bounded wait. No host changes.
 import * as pulumi from "@pulumi/pulumi";
+import { say } from "./say";
 import { Virsh } from "../host/virsh";
 import { sshRun } from "../host/ssh";
 import { parseDomifaddr } from "../libvirt/domain";
-import { writeSync } from "node:fs";
 import { poll, PollTimeout } from "../host/poll";
 
-const say = (line: string): void => {
-  try {
-    writeSync(1, `${line}\n`);
-  } catch {
-    /* the engine is gone */
-  }
-};
 
 export interface ReadyInputs {
   name: string;

@@ -1,0 +1,39 @@
+// What a VM left on hosts where it does not run (an interrupted move), removed only after asking that host.
+import { Virsh } from "../../host/virsh";
+import { audit } from "../audit";
+import { undefineDomain } from "../domainOps";
+import { observe } from "../migration/rollback";
+import { Leftover } from "../migration/types";
+import { errText, say } from "../say";
+
+/**
+ * Removes what this VM left on hosts where it does not run, host by host, only after asking that host: a host that does
+ * not answer keeps its leftovers (recorded again), and a host where the VM's domain runs or is paused keeps everything
+ * (that is a second copy: it is reported, never removed). Returns what is still left.
+ */
+export async function removeLeftovers(vm: { name: string; uuid?: string }, leftovers: Leftover[] | undefined): Promise<Leftover[]> {
+  const still: Leftover[] = [];
+  const hosts = new Map<string, Leftover[]>();
+  for (const l of leftovers ?? []) hosts.set(l.uri, [...(hosts.get(l.uri) ?? []), l]);
+  for (const [uri, items] of hosts) {
+    const v = new Virsh(uri);
+    const host = items[0].hostName;
+    const seen = await observe(v, vm.name, vm.uuid);
+    if (seen === "unknown" || seen === "running" || seen === "paused" || seen === "foreign") {
+      const why = seen === "unknown" ? "did not answer" : seen === "foreign" ? `has another domain named ${vm.name}` : `has a ${seen} copy of ${vm.name}: two copies, check by hand`;
+      say(`${vm.name}: left ${items.map((l) => l.volume ?? `definition ${l.domain}`).join(", ")} on ${host}: ${host} ${why}`);
+      still.push(...items);
+      continue;
+    }
+    try {
+      if (seen === "shut off") await undefineDomain(v, vm.name); // a stopped, older copy with this VM's UUID
+      for (const l of items) if (l.volume) await v.deleteVolume(l.pool, l.volume);
+      audit({ action: "delete-leftover", vm: vm.name, host, outcome: "ok", detail: items.map((l) => l.volume ?? l.domain).join(",") });
+    } catch (e) {
+      say(`${vm.name}: could not remove leftovers on ${host}: ${errText(e).slice(0, 200)}`);
+      still.push(...items);
+    }
+  }
+  return still;
+}
+

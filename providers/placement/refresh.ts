@@ -1,0 +1,80 @@
+// Refresh of the placement unit: where the VM really is (by UUID, on every configured host), which of its parts are
+// gone, what it left elsewhere. A recorded host that does not answer changes nothing.
+import * as pulumi from "@pulumi/pulumi";
+import { Virsh, isNotFound } from "../../host/virsh";
+import { parseDomainXml, parseUuid } from "../../libvirt/domain";
+import { observe } from "../migration/rollback";
+import { errText, say } from "../say";
+import { Leftover, PlacementOutputs, overlayName, plain } from "./rules";
+
+/**
+ * Refresh: where is the VM really, and is every part of it there? On its recorded host, or (moved outside vm-infra,
+ * or by an interrupted up) on another configured host with the same UUID. A recorded host that does not answer
+ * changes nothing (the state is kept, with a warning). A domain gone everywhere whose disk is gone too is reported
+ * gone (the next up creates the VM); a part gone while the rest is there is listed in `missing` (the next up
+ * recreates it, keeping the disk).
+ */
+export async function readPlacement(id: string, props: PlacementOutputs): Promise<pulumi.dynamic.ReadResult> {
+  const candidates: [string, { uri: string; pool: string }][] = [
+    [props.hostName, { uri: props.uri, pool: props.pool }],
+    ...Object.entries(props.knownHosts ?? {}).filter(([n]) => n !== props.hostName),
+  ];
+  const n = { overlay: props.overlayVolume ?? overlayName(props.name), iso: props.isoVolume };
+  let found: { hostName: string; uri: string; pool: string; xml: string } | undefined;
+  for (const [hostName, h] of candidates) {
+    const v = new Virsh(h.uri);
+    let xml: string;
+    try {
+      xml = await v.exec(["dumpxml", "--", props.name]);
+    } catch (e) {
+      if (isNotFound(e)) continue;
+      say(`${props.name}: refresh could not ask ${hostName}: ${errText(e).slice(0, 200)}${hostName === props.hostName ? `; the state keeps ${hostName} until it answers` : ""}`);
+      if (hostName === props.hostName) return { id, props };
+      continue;
+    }
+    if (props.uuid && parseUuid(xml) !== props.uuid) continue; // same name, another VM
+    found = { hostName, ...h, xml };
+    break;
+  }
+  const recorded = new Virsh(props.uri);
+  if (!found) {
+    // the domain is gone; its disk may still be where it was (undefined by hand): keep it and redefine on up
+    const disk = await recorded.volumeExists(props.pool, n.overlay).catch(() => false);
+    if (!disk) return { id: undefined as unknown as string, props: {} }; // gone everywhere: the engine drops it, up creates it
+    const missing = ["domain", ...((await recorded.volumeExists(props.pool, n.iso).catch(() => true)) ? [] : ["iso"])];
+    say(`${props.name}: its domain is gone from ${props.hostName} but its disk ${n.overlay} is there: up defines it again on that disk`);
+    return { id, props: plain({ ...props, powerState: "absent", missing }) };
+  }
+  const v = new Virsh(found.uri);
+  const live = parseDomainXml(found.xml);
+  const missing: string[] = [];
+  if (props.storage === "shared") await v.refreshPool(found.pool).catch(() => undefined);
+  if (!(await v.volumeExists(found.pool, n.overlay))) missing.push("overlay");
+  if (!(await v.volumeExists(found.pool, n.iso))) missing.push("iso");
+  const leftovers: Leftover[] = [];
+  for (const [hostName, h] of candidates) {
+    if (hostName === found.hostName) continue;
+    const hv = new Virsh(h.uri);
+    const seen = await observe(hv, props.name, props.uuid);
+    if (seen === "unknown") { // cannot look: what was recorded there stays recorded
+      leftovers.push(...(props.leftovers ?? []).filter((l) => l.hostName === hostName));
+      continue;
+    }
+    if (seen === "running" || seen === "paused") say(`${props.name}: a second ${seen} copy is on ${hostName} (it runs on ${found.hostName}): check by hand; vm-infra touches neither`);
+    if (seen === "shut off") leftovers.push({ hostName, uri: h.uri, pool: h.pool, domain: props.name });
+    if (props.storage !== "shared")
+      for (const vol of [n.overlay, n.iso])
+        if (vol && (await hv.volumeExists(h.pool, vol).catch(() => false))) leftovers.push({ hostName, uri: h.uri, pool: h.pool, volume: vol });
+  }
+  if (found.hostName !== props.hostName) say(`${props.name}: found on ${found.hostName}, not on ${props.hostName} as recorded`);
+  if (missing.length) say(`${props.name}: ${missing.join(", ")} gone from ${found.hostName}`);
+  const powerState = await v.domainState(props.name).catch(() => props.powerState);
+  return {
+    id,
+    props: plain({
+      ...props, hostName: found.hostName, uri: found.uri, pool: found.pool, memoryMiB: live.memoryMiB, vcpus: live.vcpus,
+      mac: live.mac ?? props.mac, diskPath: live.diskPaths[0] ?? props.diskPath, isoPath: live.diskPaths[1] ?? props.isoPath, leftovers,
+      powerState, missing,
+    }),
+  };
+}

@@ -1,0 +1,148 @@
+// The placement unit's rules, pure: what it takes and records, which changes replace, restart, move or are only
+// recorded, how its volumes are named, and the move request derived from two states. No I/O (check and diff run in
+// preview).
+import * as pulumi from "@pulumi/pulumi";
+import { randomBytes } from "node:crypto";
+import type { DomainType, MigrationSpec } from "../../config/spec";
+import { Owner } from "../../libvirt/domain";
+import { Leftover, MigrationRecord, MoveRequest } from "../migration/types";
+
+export interface PlacementInputs {
+  name: string;
+  hostName: string;
+  uri: string;
+  pool: string;
+  network: string;
+  bridge?: string;
+  domainType: DomainType;
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+  baseVolume: string;
+  mac: string;
+  /** Local ISO file built by the cloud-init command; named by isoHash. */
+  isoFile: string;
+  isoHash: string;
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  /** How a host change moves the VM, and where its disks live. */
+  storage: "local" | "shared";
+  migration: MigrationSpec;
+  /** Peer-to-peer migration URI of this host (see HostSpec.migrationUri). */
+  migrationUri?: string;
+  guestNetns?: string;
+  /** The guest login used by post-move health checks. */
+  user: string;
+  privateKeyPath: string;
+  staticAddress?: string;
+  /** Every configured host (name -> uri and the pool this VM would use there): where refresh looks for the VM. */
+  knownHosts: Record<string, { uri: string; pool: string }>;
+  /** Project, stack and resource name, written into the domain's metadata. */
+  owner?: Omit<Owner, "instance">;
+  /** Explicit adoption: the UUID of a vm-infra-made domain of this name that create takes over (VmSpec.adopt). */
+  adopt?: string;
+}
+
+export type { Leftover };
+
+export interface PlacementOutputs extends PlacementInputs {
+  overlayVolume: string;
+  isoVolume: string;
+  diskPath: string;
+  isoPath: string;
+  uuid?: string;
+  /** Random per created placement, in the names of its volumes and in the domain's owner record. */
+  instance?: string;
+  /** The domain's state as last seen (running, paused, shut off): readiness reports a stopped VM instead of waiting. */
+  powerState?: string;
+  /** Counts the placement's (re)starts of the guest: readiness checks the guest again whenever it changes. */
+  boots?: number;
+  /** Parts that refresh found gone (domain, overlay, iso): the next up recreates them where no data is lost. */
+  missing?: string[];
+  lastMigration?: MigrationRecord;
+  leftovers?: Leftover[];
+}
+
+/** Changing these means a different disk or a different identity: replacement (shown as such in preview). */
+export const REPLACE_KEYS = ["name", "pool", "baseVolume", "diskGiB"] as const;
+/** Changing these redefines the domain in place: graceful shutdown, define, start; the disk stays. */
+export const RESTART_KEYS = ["vcpus", "memoryMiB", "network", "bridge", "mac", "domainType", "isoHash", "kernel", "initrd", "cmdline"] as const;
+/** A host change is a migration: one update, never a replacement. */
+export const MOVE_KEYS = ["hostName", "uri"] as const;
+/** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
+export const SETTING_KEYS = ["isoFile", "storage", "migration", "migrationUri", "guestNetns", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
+
+/**
+ * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same
+ * name made by hand can never own a volume of that name, so delete removes only what this placement made. Placements
+ * created before instances existed keep their recorded names.
+ */
+export const overlayName = (name: string, instance?: string) => (instance ? `${name}-${instance}.qcow2` : `${name}.qcow2`);
+export const isoVolumeName = (name: string, hash: string, instance?: string) =>
+  instance ? `${name}-${instance}-cidata-${hash.slice(0, 12)}.iso` : `${name}-cidata-${hash.slice(0, 16)}.iso`;
+/** Where a new placement's instance comes from; unit tests swap in a fixed one (never production code). */
+export const instances = { next: (): string => randomBytes(4).toString("hex") };
+
+export const moves = (olds: Partial<PlacementInputs>, news: PlacementInputs) => MOVE_KEYS.some((k) => olds[k] !== news[k]);
+
+export function placementDiff(olds: Partial<PlacementOutputs>, news: PlacementInputs): pulumi.dynamic.DiffResult {
+  const changed = (k: keyof PlacementInputs) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]);
+  // a move may change the pool's name along with the host; on one host, a new pool is a new disk
+  const replaces = REPLACE_KEYS.filter(changed).filter((k) => !(k === "pool" && moves(olds, news)));
+  const updates = [...RESTART_KEYS, ...MOVE_KEYS, ...SETTING_KEYS].filter(changed);
+  return {
+    changes: replaces.length + updates.length > 0 || (olds.leftovers?.length ?? 0) > 0 || (olds.missing?.length ?? 0) > 0,
+    replaces: [...replaces],
+    deleteBeforeReplace: true, // the same domain name cannot exist twice on a host
+    stables: ["name"],
+  };
+}
+
+/**
+ * A move carries the running domain as it is; a changed definition needs a restart. Both in one update would leave
+ * the state unable to say where the VM is if the second half failed, so it is refused before anything runs.
+ */
+export function checkMove(olds: Partial<PlacementInputs>, news: PlacementInputs): pulumi.dynamic.CheckFailure[] {
+  if (olds.hostName === undefined || !moves(olds, news)) return [];
+  const also = RESTART_KEYS.filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+  return also.length === 0 ? [] : [{
+    property: "hostName",
+    reason: `${news.name}: moving to ${news.hostName} and changing ${also.join(", ")} in one update is refused; move first (change only host), then change the rest`,
+  }];
+}
+
+/** The names of a placement's volumes: as recorded (older states), else from its instance. */
+export const names = (p: { name: string; isoHash: string; instance?: string; overlayVolume?: string }) => ({
+  overlay: p.overlayVolume ?? overlayName(p.name, p.instance),
+  iso: isoVolumeName(p.name, p.isoHash, p.instance),
+});
+
+export const ownerOf = (i: PlacementInputs, instance?: string): Owner | undefined =>
+  i.owner && instance ? { ...i.owner, instance } : undefined;
+
+export function outputsOf(i: PlacementInputs, paths: { diskPath: string; isoPath: string }, extra: Partial<PlacementOutputs> = {}): PlacementOutputs {
+  const instance = extra.instance;
+  return plain({ ...i, overlayVolume: overlayName(i.name, instance), isoVolume: isoVolumeName(i.name, i.isoHash, instance), ...paths,
+    powerState: "running", missing: [], ...extra });
+}
+
+/** What a provider returns must be plain data: an `undefined` anywhere fails the engine's struct encoding. */
+export const plain = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+
+export function moveRequest(olds: PlacementOutputs, news: PlacementInputs): MoveRequest {
+  return {
+    name: olds.name,
+    uuid: olds.uuid,
+    from: { hostName: olds.hostName, uri: olds.uri, migrationUri: olds.migrationUri, pool: olds.pool, guestNetns: olds.guestNetns },
+    to: { hostName: news.hostName, uri: news.uri, migrationUri: news.migrationUri, pool: news.pool, guestNetns: news.guestNetns },
+    storage: news.storage === "shared" ? "shared" : "copy",
+    migration: news.migration,
+    // the running domain is the old definition: it moves as it is, and a changed definition is applied afterwards
+    domainType: olds.domainType, vcpus: olds.vcpus, memoryMiB: olds.memoryMiB, diskGiB: olds.diskGiB, network: olds.network,
+    bridge: olds.bridge, mac: olds.mac, baseVolume: olds.baseVolume, overlayVolume: olds.overlayVolume ?? overlayName(olds.name),
+    isoVolume: olds.isoVolume, kernel: olds.kernel, initrd: olds.initrd, cmdline: olds.cmdline,
+    guest: { user: news.user, privateKeyPath: news.privateKeyPath, staticAddress: news.staticAddress },
+  };
+}
+
