@@ -20,7 +20,8 @@ export async function readPlacement(id: string, props: PlacementOutputs): Promis
     ...Object.entries(props.knownHosts ?? {}).filter(([n]) => n !== props.hostName),
   ];
   const n = { overlay: props.overlayVolume ?? overlayName(props.name), iso: props.isoVolume };
-  let found: { hostName: string; uri: string; pool: string; xml: string } | undefined;
+  // every copy with this VM's UUID, on every host that answers; the running (or paused) one is where the VM is
+  const copies: { hostName: string; uri: string; pool: string; xml: string; live: boolean }[] = [];
   for (const [hostName, h] of candidates) {
     const v = new Virsh(h.uri);
     let xml: string;
@@ -33,9 +34,15 @@ export async function readPlacement(id: string, props: PlacementOutputs): Promis
       continue;
     }
     if (props.uuid && parseUuid(xml) !== props.uuid) continue; // same name, another VM
-    found = { hostName, ...h, xml };
-    break;
+    const state = await v.domainState(props.name).catch(() => undefined);
+    copies.push({ hostName, ...h, xml, live: state !== undefined && /^(running|paused|blocked|idle|in shutdown|pmsuspended)/.test(state) });
   }
+  const liveCopies = copies.filter((c) => c.live);
+  if (liveCopies.length > 1) {
+    say(`${props.name}: running copies on ${liveCopies.map((c) => c.hostName).join(" and ")}: check by hand; the state keeps ${props.hostName}, vm-infra touches neither`);
+    return { id, props };
+  }
+  const found = liveCopies[0] ?? copies[0]; // a stopped VM is where its (first, recorded-host-first) definition is
   const recorded = new Virsh(props.uri);
   if (!found) {
     // the domain is gone; its disk may still be where it was (undefined by hand): keep it and redefine on up
@@ -60,7 +67,6 @@ export async function readPlacement(id: string, props: PlacementOutputs): Promis
       leftovers.push(...(props.leftovers ?? []).filter((l) => l.hostName === hostName));
       continue;
     }
-    if (seen === "running" || seen === "paused") say(`${props.name}: a second ${seen} copy is on ${hostName} (it runs on ${found.hostName}): check by hand; vm-infra touches neither`);
     if (seen === "shut off") leftovers.push({ hostName, uri: h.uri, pool: h.pool, domain: props.name });
     if (props.storage !== "shared")
       for (const vol of [n.overlay, n.iso])

@@ -34,13 +34,16 @@ const applicable = (c: Case) => !(c.phase === "source clean-up" && c.fault !== "
   !(c.mode === "offline" && ["transfer start", "mid-transfer"].includes(c.phase)) &&
   !(c.fault === "pulumi" && c.phase === "pre-check");
 
+/** CI's slice: every fault and every phase at least once, live with copied storage and offline. */
 const SLICE: Case[] = [
   { fault: "target libvirtd", phase: "pre-check", mode: "live" },
   { fault: "target libvirtd", phase: "prepare target", mode: "live" },
   { fault: "migration network", phase: "transfer start", mode: "live" },
   { fault: "target libvirtd", phase: "mid-transfer", mode: "live" },
+  { fault: "pulumi", phase: "mid-transfer", mode: "live" },
   { fault: "source libvirtd", phase: "switchover", mode: "live" },
-  { fault: "pulumi", phase: "health check", mode: "live" },
+  { fault: "migration network", phase: "health check", mode: "live" },
+  { fault: "pulumi", phase: "health check", mode: "offline" },
   { fault: "source libvirtd", phase: "source clean-up", mode: "offline" },
 ];
 const FULL: Case[] = (["live", "offline"] as Mode[]).flatMap((mode) => FAULTS.flatMap((fault) => PHASES.map((phase) => ({ fault, phase, mode })))).filter(applicable);

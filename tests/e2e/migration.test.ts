@@ -1,8 +1,8 @@
 // Migration on the real engine and the real lab (issue 5). Two VMs are booted once and moved back and forth:
 // mig-l keeps its disk in each host's own pool (the overlay is copied), mig-s in the pool both hosts share.
 // Every mode moves a VM whose disk holds a synced marker file; a guest program rewrites and checks a 64 MiB buffer
-// through the live move. Then each fault: a failing health check, the target's libvirtd stopped, the target pool
-// full, the job aborted mid-way, the process killed mid-migration, and drift made outside vm-infra.
+// through the live move. Then: a failing health check, the target pool full, the job aborted mid-way, drift made
+// outside vm-infra, a VM shut off by hand. (Daemons, links and runs killed at each phase: tests/e2e/faults.test.ts.)
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { HOSTS, migrationUri } from "../../lab/layout";
@@ -10,7 +10,7 @@ import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
 import { outputs, previewSteps, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
-import { guestSsh, inventory, libvirtdPid, virsh, waitForJob, whereIs } from "../support/lab";
+import { guestSsh, inventory, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
@@ -205,23 +205,6 @@ test("fault: a failing health check moves the VM back, and the state still says 
   await up(h, ["--expect-no-changes"]);
 });
 
-test("fault: the target's libvirtd stopped: the pre-check fails and nothing changes", async () => {
-  const inv = await inventory();
-  const pid = libvirtdPid("hv-b");
-  expect(pid).toBeDefined();
-  process.kill(pid!, "SIGTERM");
-  try {
-    await new Promise((r) => setTimeout(r, 2000));
-    const out = await failingMove("mig-s", "hv-b");
-    expect(out).toMatch(/failed at pre-check: target hv-b is unreachable/);
-    expect(out).toMatch(/Rollback: nothing had changed/);
-  } finally {
-    await labUp();
-  }
-  await expectOnlyOn("mig-s", "hv-a");
-  expect(await inventory()).toEqual(inv);
-});
-
 test("fault: the target pool is full: the pre-check fails and nothing changes on the source", async () => {
   const out = await failingMove("mig-l", "hv-b-small");
   expect(out).toMatch(/failed at pre-check: .*room: pool small on hv-b-small has [\d.]+ MiB available, the copy needs/);
@@ -242,33 +225,6 @@ test("fault: the job aborted mid-way: the VM keeps running on the source and the
   await expectOnlyOn("mig-l", "hv-a");
   expect(await volumesOf("mig-l", "hv-b", "default")).toEqual([]);
   expect(await marker("mig-l")).toBe("disk-survives");
-});
-
-test("fault: the process killed mid-migration: refresh and up converge to one running VM and true state", async () => {
-  place["mig-l"] = { host: "hv-b", migration: { bandwidthMiBs: 20 } };
-  await configure();
-  const p = up(h).then(() => "finished", () => "killed");
-  expect(await waitForJob("hv-a", "mig-l")).toBe(true);
-  // everything of this run dies at once: the CLI and its plugins (they run in process groups of their own)
-  const pid = (await run("pgrep", ["-o", "-f", `^pulumi up .*--stack ${h.stack}`], { timeoutMs: 10_000 })).stdout.trim();
-  const plugins = (await run("pgrep", ["-P", pid], { timeoutMs: 10_000, okCodes: [0, 1] })).stdout.split("\n").filter(Boolean);
-  const grandchildren = (await Promise.all(plugins.map((c) => run("pgrep", ["-P", c], { timeoutMs: 10_000, okCodes: [0, 1] }))))
-    .flatMap((x) => x.stdout.split("\n").filter(Boolean));
-  await run("kill", ["-KILL", "--", `-${pid}`, ...plugins, ...grandchildren], { timeoutMs: 10_000, okCodes: [0, 1] });
-  expect(await p).toBe("killed");
-  // the peer-to-peer job belongs to the source libvirtd: it ends on its own (moved or aborted), never in two places
-  for (let i = 0; i < 240 && /Unbounded/.test(await virsh("hv-a").exec(["domjobinfo", "--", "mig-l"]).catch(() => "")); i++)
-    await new Promise((r) => setTimeout(r, 500));
-  const running = Object.values(await whereIs("mig-l")).filter((s) => s === "running");
-  expect(running).toHaveLength(1);
-  // what an operator does after a killed run (README): drop its lock, look where things are, converge
-  await pulumi(h, ["cancel", "--yes"]);
-  await pulumi(h, ["refresh", "--yes", "--skip-preview"]);
-  await up(h);
-  await expectOnlyOn("mig-l", "hv-b");
-  expect(await volumesOf("mig-l", "hv-a", "default")).toEqual([]);
-  expect(await marker("mig-l")).toBe("disk-survives");
-  await up(h, ["--expect-no-changes"]);
 });
 
 test("drift: a VM moved outside vm-infra is found by refresh and moved back by up", async () => {

@@ -174,6 +174,26 @@ test("read: a domain gone with its disk still there is kept, listing what is mis
   expect((await provider.read!("vm/web-1", outs)).props).toMatchObject({ missing: ["iso"], powerState: "running", leftovers: [] });
 });
 
+test("read: the running copy is where the VM is, even when the recorded host still holds a stopped one", async () => {
+  // an offline move whose run was killed after the target started the VM: hv-a keeps its stopped, older definition
+  const a = { domain: "shut off", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  const b = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  const fa = fake(a, []);
+  const fb = fake(b, []);
+  virshRunner.current = async (file, args, opts) => (args[2] === "qemu:///b" ? fb(file, args, opts) : fa(file, args, opts));
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d",
+    knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "default" } } };
+  const r = await provider.read!("vm/web-1", outs);
+  expect(r.props).toMatchObject({ hostName: "hv-b", uri: "qemu:///b", powerState: "running", missing: [], leftovers: [
+    { hostName: "hv-a", uri: "qemu:///a", pool: "default", domain: "web-1" },
+    { hostName: "hv-a", uri: "qemu:///a", pool: "default", volume: OVERLAY },
+    { hostName: "hv-a", uri: "qemu:///a", pool: "default", volume: ISO },
+  ] });
+  // two running copies: nothing is decided, the state stays as it was
+  a.domain = "running";
+  expect(await provider.read!("vm/web-1", outs)).toEqual({ id: "vm/web-1", props: outs });
+});
+
 test("read: a recorded host that does not answer keeps the state as it is", async () => {
   const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d" };
   virshRunner.current = async () => { throw new CommandError(["virsh"], 1, null, false, "error: failed to connect to the hypervisor", ""); };
