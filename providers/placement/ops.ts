@@ -71,5 +71,5 @@ export async function setOwner(v: Virsh, i: PlacementInputs, instance: string): 
   if (!o) return;
   const state = await v.domainState(i.name);
   const flags = state === "running" || state === "paused" ? ["--live", "--config"] : ["--config"];
-  await v.exec(["metadata", "--", i.name, "--uri", OWNER_NS, "--key", "vmi", "--set", ownerXml(o), ...flags]);
+  await v.exec(["metadata", "--domain", i.name, "--uri", OWNER_NS, "--key", "vmi", "--set", ownerXml(o), ...flags]);
 }

@@ -142,7 +142,7 @@ test("adopt: a vm-infra domain with exactly that UUID is taken over as it is: ow
   expect(r.outs).toMatchObject({ uuid: "u-dev", instance: "11112222", overlayVolume: "web-1-11112222.qcow2", isoVolume: ADOPTED_ISO, isoHash: inputs.isoHash,
     powerState: "running" });
   expect(calls.filter((c) => !["domstate", "vol-info", "vol-path", "pool-refresh"].includes(c[0]))).toEqual([
-    ["metadata", "--", "web-1", "--uri", "https://github.com/vm-infra/xmlns/owner/1", "--key", "vmi", "--set",
+    ["metadata", "--domain", "web-1", "--uri", "https://github.com/vm-infra/xmlns/owner/1", "--key", "vmi", "--set",
       '<owner project="vm-infra" stack="ops" resource="web-1-placement" instance="11112222"/>', "--live", "--config"],
   ]);
 });
