@@ -10,6 +10,7 @@ import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
 import { stopDomain, undefineDomain } from "./domainOps";
 import { moveVm } from "./migration/move";
+import { observe } from "./migration/rollback";
 import { MigrationError, shapeOf } from "./migration/types";
 import { findDomain, ownerText } from "./ownership";
 import { removeLeftovers } from "./placement/leftovers";
@@ -151,6 +152,17 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   async delete(_id: string, p: PlacementOutputs) {
     const v = new Virsh(p.uri);
     const there = await findDomain(v, p.name);
+    if (!there.exists || there.uuid !== p.uuid) {
+      // not where the state says: if it runs on another host, its disks are its only copy (and a shared pool's are the
+      // same files): nothing is removed until the state knows where it is
+      for (const [hostName, h] of Object.entries(p.knownHosts ?? {})) {
+        if (h.uri === p.uri) continue;
+        const seen = await observe(new Virsh(h.uri), p.name, p.uuid);
+        if (seen === "running" || seen === "paused")
+          throw new Error(`delete ${p.name}: it is not on ${p.hostName} as recorded but ${seen} on ${hostName}; nothing was removed. ` +
+            `Run pulumi refresh (it records where the VM is), then destroy again`);
+      }
+    }
     if (there.exists && p.uuid && there.uuid !== p.uuid) {
       say(`${p.name}: the domain named ${p.name} on ${p.hostName} has UUID ${there.uuid}, not ${p.uuid} (${ownerText(there.owner)}): not this placement's; left as it is`);
     } else {

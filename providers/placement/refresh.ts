@@ -15,10 +15,12 @@ import { Leftover, PlacementOutputs, overlayName, plain } from "./rules";
  * recreates it, keeping the disk).
  */
 export async function readPlacement(id: string, props: PlacementOutputs): Promise<pulumi.dynamic.ReadResult> {
-  const candidates: [string, { uri: string; pool: string }][] = [
+  // one entry per hypervisor: several host names may reach the same libvirtd (another pool on it, say)
+  const all: [string, { uri: string; pool: string }][] = [
     [props.hostName, { uri: props.uri, pool: props.pool }],
     ...Object.entries(props.knownHosts ?? {}).filter(([n]) => n !== props.hostName),
   ];
+  const candidates = all.filter(([, h], i) => all.findIndex(([, o]) => o.uri === h.uri) === i);
   const n = { overlay: props.overlayVolume ?? overlayName(props.name), iso: props.isoVolume };
   // every copy with this VM's UUID, on every host that answers; the running (or paused) one is where the VM is
   const copies: { hostName: string; uri: string; pool: string; xml: string; live: boolean }[] = [];

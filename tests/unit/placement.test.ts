@@ -161,6 +161,20 @@ test("delete leaves a domain of that name with another UUID (made by hand or by 
   expect([...host.volumes]).toEqual(["base.qcow2", "web-1.qcow2"]);
 });
 
+test("delete removes nothing when the VM is not on its recorded host but runs on another (its disks may be shared)", async () => {
+  const a = { volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  const b = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  const calls: string[][] = [];
+  const fa = fake(a, calls);
+  const fb = fake(b, calls);
+  virshRunner.current = async (file, args, opts) => (args[2] === "qemu:///b" ? fb(file, args, opts) : fa(file, args, opts));
+  const outs: PlacementOutputs = { ...inputs, storage: "shared", overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID,
+    instance: "0a1b2c3d", knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "default" } } };
+  await expect(provider.delete!("vm/web-1", outs)).rejects.toThrow("delete web-1: it is not on hv-a as recorded but running on hv-b; nothing was " +
+    "removed. Run pulumi refresh (it records where the VM is), then destroy again");
+  expect(calls.filter((c) => ["vol-delete", "undefine", "destroy", "shutdown"].includes(c[0]))).toEqual([]);
+});
+
 test("read: a domain gone with its disk still there is kept, listing what is missing; gone with its disk means gone", async () => {
   const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID,
     instance: "0a1b2c3d", powerState: "running", missing: [] };
@@ -189,6 +203,9 @@ test("read: the running copy is where the VM is, even when the recorded host sti
     { hostName: "hv-a", uri: "qemu:///a", pool: "default", volume: OVERLAY },
     { hostName: "hv-a", uri: "qemu:///a", pool: "default", volume: ISO },
   ] });
+  // a second host name for the same hypervisor (another pool there) is not a second copy
+  const alias = { ...outs, knownHosts: { ...outs.knownHosts, "hv-b-small": { uri: "qemu:///b", pool: "small" } } };
+  expect((await provider.read!("vm/web-1", alias)).props).toMatchObject({ hostName: "hv-b", pool: "default" });
   // two running copies: nothing is decided, the state stays as it was
   a.domain = "running";
   expect(await provider.read!("vm/web-1", outs)).toEqual({ id: "vm/web-1", props: outs });
