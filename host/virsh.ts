@@ -114,6 +114,11 @@ export const lines = (s: string) =>
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
 
+/** libvirt could not be reached at all (daemon down, socket gone, network or ssh failure). */
+export function isUnreachable(e: unknown): boolean {
+  return e instanceof CommandError && /(failed to connect to the hypervisor|Failed to connect socket|Connection refused|No route to host|End of file while reading data)/i.test(e.stderrTail);
+}
+
 /** libvirt's "no such object" errors (domain, volume, network, pool). */
 export function isNotFound(e: unknown): boolean {
   return (

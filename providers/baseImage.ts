@@ -9,7 +9,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { stat } from "node:fs/promises";
 import { sha256File } from "../host/iso";
 import { say } from "./say";
-import { Virsh } from "../host/virsh";
+import { CommandError } from "../host/runner";
+import { Virsh, isUnreachable } from "../host/virsh";
 import { audit } from "./audit";
 
 export interface BaseImageInputs {
@@ -34,7 +35,12 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   },
   async create(i: BaseImageInputs) {
     const v = new Virsh(i.uri);
-    await v.refreshPool(i.pool); // the pool may be shared: another host may have uploaded the image
+    try {
+      await v.refreshPool(i.pool); // the pool may be shared: another host may have uploaded the image
+    } catch (e) {
+      if (isUnreachable(e)) throw new Error(`base image ${i.volume} on ${i.hostName}: ${i.hostName} is unreachable (${(e as CommandError).stderrTail.trim().split("\n")[0]}); nothing was changed`);
+      throw e;
+    }
     if (await v.volumeExists(i.pool, i.volume)) return { id: `${i.hostName}/${i.volume}`, outs: { ...i, uploaded: false } };
     if (!i.source) throw new Error(`base image ${i.volume} is not in pool ${i.pool} on ${i.hostName}, and no image.source is configured to upload it`);
     const got = await sha256File(i.source);
