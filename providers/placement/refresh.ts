@@ -3,6 +3,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Virsh, isNotFound } from "../../host/virsh";
 import { parseDomainXml, parseUuid } from "../../libvirt/domain";
+import { poll } from "../../host/poll";
+import { parseJobInfo } from "../../libvirt/migration";
 import { observe } from "../migration/rollback";
 import { errText, say } from "../say";
 import { Leftover, PlacementOutputs, overlayName, plain } from "./rules";
@@ -14,7 +16,7 @@ import { Leftover, PlacementOutputs, overlayName, plain } from "./rules";
  * gone (the next up creates the VM); a part gone while the rest is there is listed in `missing` (the next up
  * recreates it, keeping the disk).
  */
-export async function readPlacement(id: string, props: PlacementOutputs): Promise<pulumi.dynamic.ReadResult> {
+export async function readPlacement(id: string, props: PlacementOutputs, waited = false): Promise<pulumi.dynamic.ReadResult> {
   // one entry per hypervisor: several host names may reach the same libvirtd (another pool on it, say)
   const all: [string, { uri: string; pool: string }][] = [
     [props.hostName, { uri: props.uri, pool: props.pool }],
@@ -40,6 +42,16 @@ export async function readPlacement(id: string, props: PlacementOutputs): Promis
     copies.push({ hostName, ...h, xml, live: state !== undefined && /^(running|paused|blocked|idle|in shutdown|pmsuspended)/.test(state) });
   }
   const liveCopies = copies.filter((c) => c.live);
+  if (liveCopies.length > 1 && !waited) {
+    // a migration job of libvirt's is still moving it (the run that started it was killed): let it end, then look again
+    const moving = await activeJob(liveCopies.map((c) => new Virsh(c.uri)), props.name);
+    if (moving) {
+      say(`${props.name}: a migration job is still under way on ${moving.uri}: waiting for libvirt to finish it`);
+      await poll(async () => ((await activeJob([moving], props.name)) ? undefined : { value: true }),
+        { timeoutMs: JOB_WAIT_MS, intervalMs: 1000, what: `${props.name}: libvirt's migration job on ${moving.uri}` }).catch(() => undefined);
+      return readPlacement(id, props, true);
+    }
+  }
   if (liveCopies.length > 1) {
     say(`${props.name}: running copies on ${liveCopies.map((c) => c.hostName).join(" and ")}: check by hand; the state keeps ${props.hostName}, vm-infra touches neither`);
     return { id, props };
@@ -85,4 +97,16 @@ export async function readPlacement(id: string, props: PlacementOutputs): Promis
       powerState, missing,
     }),
   };
+}
+
+/** How long refresh waits for a migration job that an interrupted run left to libvirt. */
+const JOB_WAIT_MS = 15 * 60_000;
+
+/** The first host on which libvirt runs a job for this domain (a migration in flight), if any. */
+async function activeJob(hosts: Virsh[], name: string): Promise<Virsh | undefined> {
+  for (const v of hosts) {
+    const info = await v.exec(["domjobinfo", "--", name], 10_000).then(parseJobInfo).catch(() => undefined);
+    if (info?.active) return v;
+  }
+  return undefined;
 }

@@ -134,7 +134,7 @@ test("pre-checks pass on a target with room, and run only read-only commands", a
   const T = new Virsh("qemu:///b", fakeHost(target(10 * 1024 ** 3), log));
   await expect(preChecks(req(), S, T)).resolves.toEqual({ sourceState: "running" });
   const verbs = log.map((l) => l[4]);
-  expect(verbs.every((v) => ["uri", "domstate", "dumpxml", "hypervisor-cpu-compare", "net-info", "nodememstats", "vol-info", "pool-info"].includes(v))).toBe(true);
+  expect(verbs.every((v) => ["uri", "domstate", "dumpxml", "domjobinfo", "hypervisor-cpu-compare", "net-info", "nodememstats", "vol-info", "pool-info"].includes(v))).toBe(true);
 });
 
 test("pre-checks name every problem: a full pool, too little memory, a name already taken", async () => {

@@ -211,6 +211,27 @@ test("read: the running copy is where the VM is, even when the recorded host sti
   expect(await provider.read!("vm/web-1", outs)).toEqual({ id: "vm/web-1", props: outs });
 });
 
+test("read: a migration job left running by a killed run is waited for, then the VM is where the job put it", async () => {
+  const a = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  const b = { domain: "paused", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  let polls = 0;
+  const fa = fake(a, []);
+  const fb = fake(b, []);
+  virshRunner.current = async (file, args, opts) => {
+    if (args[3] === "domjobinfo") {
+      const active = args[2] === "qemu:///a" && ++polls < 3;
+      if (!active && args[2] === "qemu:///a") Object.assign(a, { domain: undefined }, b.domain === "paused" ? (b.domain = "running", {}) : {});
+      return { stdout: active ? "Job type: Unbounded\nData remaining: 10 MiB\n" : "Job type: None\n", stderr: "", exitCode: 0 };
+    }
+    return args[2] === "qemu:///b" ? fb(file, args, opts) : fa(file, args, opts);
+  };
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d",
+    knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "default" } } };
+  const r = await provider.read!("vm/web-1", outs);
+  expect(polls).toBeGreaterThanOrEqual(3);
+  expect(r.props).toMatchObject({ hostName: "hv-b", powerState: "running" });
+});
+
 test("read: a recorded host that does not answer keeps the state as it is", async () => {
   const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d" };
   virshRunner.current = async () => { throw new CommandError(["virsh"], 1, null, false, "error: failed to connect to the hypervisor", ""); };
