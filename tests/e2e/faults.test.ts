@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
-import { run } from "../../host/runner";
+import { CommandError, run } from "../../host/runner";
 import { outputs, pulumi, up } from "../support/pulumiCli";
 import { guestSsh } from "../support/lab";
 import { Fault, Phase, copiesOf, cutMigrationNetwork, hitLibvirtd, killPulumi, recoverHosts, volumesNamed, waitForPhase } from "../support/faults";
@@ -64,7 +64,18 @@ async function stateOf(): Promise<Record<string, unknown>> {
 
 const address = async () => ((await outputs(h)).vms as Record<string, { address: string }>)[VM].address;
 let guestAddress = "";
-const ssh = (host: string, line: string) => guestSsh("ops", guestAddress, host, [line]);
+/** SSH to the guest from `host`'s namespace; a guest that is still booting (an offline move restarts it) is waited for. */
+async function ssh(host: string, line: string, timeoutMs = 240_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await guestSsh("ops", guestAddress, host, [line]);
+    } catch (e) {
+      if (!(e instanceof CommandError) || e.exitCode !== 255 || Date.now() > end) throw e; // 255: ssh could not connect
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
+}
 
 beforeAll(async () => {
   ({ image, publicKey } = await ensureLab());
@@ -127,7 +138,8 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   const uuid = st.uuid as string;
   // the guest's health endpoint is up only when the case says so (a late answer keeps the health check waiting)
   await ssh(from, "pkill -f '[h]ttp.server 8080' || true");
-  const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: 25 };
+  // an offline move boots the guest on the target: its agent and SSH need most of a TCG boot before they answer
+  const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: c.mode === "offline" ? 120 : 25 };
   await configure(to, { mode: c.mode, bandwidthMiBs: 40, progressTimeoutSeconds: 20, ...healthWindow });
 
   let marker: string | undefined;
