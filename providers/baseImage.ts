@@ -28,6 +28,12 @@ export interface BaseImageOutputs extends BaseImageInputs {
 }
 
 
+/** A host that does not answer, said as such: what, where, and what becomes of it. */
+const silent = (i: BaseImageInputs, then: string) => (e: unknown): never => {
+  if (isUnreachable(e)) throw new Error(`base image ${i.volume} on ${i.hostName}: ${i.hostName} did not answer (${(e as CommandError).stderrTail.trim().split("\n")[0]}); ${then}`);
+  throw e;
+};
+
 export const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: BaseImageOutputs, news: BaseImageInputs) {
     const replaces = (["uri", "pool", "volume", "sha256"] as const).filter((k) => olds[k] !== news[k]);
@@ -35,12 +41,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   },
   async create(i: BaseImageInputs) {
     const v = new Virsh(i.uri);
-    try {
-      await v.refreshPool(i.pool); // the pool may be shared: another host may have uploaded the image
-    } catch (e) {
-      if (isUnreachable(e)) throw new Error(`base image ${i.volume} on ${i.hostName}: ${i.hostName} is unreachable (${(e as CommandError).stderrTail.trim().split("\n")[0]}); nothing was changed`);
-      throw e;
-    }
+    await v.refreshPool(i.pool).catch(silent(i, "nothing was changed")); // the pool may be shared: another host may have uploaded it
     if (await v.volumeExists(i.pool, i.volume)) return { id: `${i.hostName}/${i.volume}`, outs: { ...i, uploaded: false } };
     if (!i.source) throw new Error(`base image ${i.volume} is not in pool ${i.pool} on ${i.hostName}, and no image.source is configured to upload it`);
     const got = await sha256File(i.source);
@@ -75,7 +76,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   async delete(_id: string, p: BaseImageOutputs) {
     if (!p.source) return; // declared as present: the operator's image, not vm-infra's to remove
     const v = new Virsh(p.uri);
-    await v.refreshPool(p.pool);
+    await v.refreshPool(p.pool).catch(silent(p, "it stays in the state, and a later up removes it once the host answers (if nothing stands on it)"));
     if (!(await v.volumeExists(p.pool, p.volume))) return;
     const users = await v.backingUsers(p.pool, await v.volumePath(p.pool, p.volume));
     if (users.length > 0) {

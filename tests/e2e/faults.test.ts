@@ -139,7 +139,7 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   // the guest's health endpoint is up only when the case says so (a late answer keeps the health check waiting)
   await ssh(from, "pkill -f '[h]ttp.server 8080' || true");
   // an offline move boots the guest on the target: its agent and SSH need most of a TCG boot before they answer
-  const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: c.mode === "offline" ? 120 : 25 };
+  const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: c.mode === "offline" ? 120 : 15 };
   await configure(to, { mode: c.mode, bandwidthMiBs: 40, progressTimeoutSeconds: 20, ...healthWindow });
 
   let marker: string | undefined;
@@ -174,7 +174,7 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
     firstOutcome = r.exitCode === 0 ? "succeeded" : r.exitCode === -1 ? "killed" : "failed";
     text = `${r.stdout}\n${r.stderr}`;
     // what did not answer is named in the error
-    if (firstOutcome === "failed" && c.fault === "target libvirtd") expect(text).toMatch(new RegExp(`${to} (is unreachable|did not answer)`));
+    if (firstOutcome === "failed" && c.fault === "target libvirtd") expect(text).toMatch(new RegExp(`${to} (is unreachable|did not answer)`)); // pre-check: "target X is unreachable"
     if (firstOutcome === "failed" && c.fault === "source libvirtd" && c.phase !== "pre-check") expect(text).toMatch(new RegExp(`${from} did not answer`));
   } finally {
     await recoverHosts(); // whatever happened above, the hosts and the link come back before anything is judged

@@ -59,6 +59,14 @@ test("delete removes a base image nothing stands on, even one another stack uplo
   expect(calls.filter((c) => c[0] === "vol-delete")).toEqual([["vol-delete", "--pool", "default", "--", BASE]]);
 });
 
+test("a host that does not answer: create and delete say so, and what becomes of the image", async () => {
+  virshRunner.current = async () => { throw notFound("error: failed to connect to the hypervisor\nerror: Failed to connect socket: Connection refused"); };
+  await expect(provider.delete!("hv-a/base.qcow2", outs)).rejects.toThrow("base image base.qcow2 on hv-a: hv-a did not answer (error: failed to " +
+    "connect to the hypervisor); it stays in the state, and a later up removes it once the host answers (if nothing stands on it)");
+  await expect(provider.create({ ...outs })).rejects.toThrow("base image base.qcow2 on hv-a: hv-a did not answer (error: failed to connect to the " +
+    "hypervisor); nothing was changed");
+});
+
 test("a declared base image (no source) is the operator's: never removed", async () => {
   const calls: string[][] = [];
   virshRunner.current = pool({ [BASE]: null }, calls);
