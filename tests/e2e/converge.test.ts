@@ -182,6 +182,7 @@ test("a stack that lost its VM from the state is refused the name, then adopts i
   const p = await placement();
   const qemu = async () => (await run("pgrep", ["-f", `guest=${VM},`], { timeoutMs: 10_000 })).stdout.trim();
   const pid = await qemu();
+  await ssh("echo adopted-with-its-data > /home/ops/marker && sync");
   await pulumi(h, ["state", "delete", "--yes", "--target-dependents", "--", (await res(`${VM}-placement`)).urn]);
   const out = await upExpectingFailure(h);
   expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement); ` +
@@ -193,7 +194,7 @@ test("a stack that lost its VM from the state is refused the name, then adopts i
   expect([q.uuid, q.overlayVolume, q.isoVolume, q.instance]).toEqual([p.uuid, p.overlayVolume, p.isoVolume, p.instance]);
   expect(await qemu()).toBe(pid); // taken over as it runs
   await expectHealthy();
-  expect((await ssh("cat /home/ops/marker")).stdout.trim()).toBe("kept");
+  expect((await ssh("cat /home/ops/marker")).stdout.trim()).toBe("adopted-with-its-data");
   await noChanges();
 });
 
