@@ -140,7 +140,7 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   await ssh(from, "pkill -f '[h]ttp.server 8080' || true");
   // an offline move boots the guest on the target: its agent and SSH need most of a TCG boot before they answer
   const healthWindow = { httpCheck: { port: 8080, path: "/" }, healthTimeoutSeconds: c.mode === "offline" ? 120 : 15 };
-  await configure(to, { mode: c.mode, bandwidthMiBs: 40, progressTimeoutSeconds: 10, ...healthWindow });
+  await configure(to, { mode: c.mode, bandwidthMiBs: 40, progressTimeoutSeconds: 20, ...healthWindow });
 
   let marker: string | undefined;
   let tFault = 0;
