@@ -42,7 +42,7 @@ test("preview, up, up again, update, destroy on the real engine", async () => {
   expect(statSync(file).mtimeMs).toBe(written);
   const { stdout } = await pulumi(h, ["stack", "export"]);
   expect((JSON.parse(stdout).deployment.resources as { urn: string }[]).map((r) => r.urn.split("::")[2]).sort())
-    .toEqual(["pulumi-nodejs:dynamic/vm-infra:SmokeFile", "pulumi:pulumi:Stack", "pulumi:providers:pulumi-nodejs"]);
+    .toEqual(["pulumi-nodejs:dynamic/vm-infra:SmokeFile", "pulumi:providers:pulumi-nodejs", "pulumi:pulumi:Stack"]);
 
   await pulumi(h, ["config", "set", "content", "--", "second"]);
   const steps2 = await previewSteps(h);
