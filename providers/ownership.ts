@@ -2,6 +2,7 @@
 // every domain's libvirt <metadata>. Nothing of that name is adopted or removed without this answer.
 import { Virsh, isNotFound } from "../host/virsh";
 import { Owner, parseOwner, parseUuid } from "../libvirt/domain";
+import { Seen, seenOf } from "./migration/decide";
 
 export type Found = { exists: false } | { exists: true; uuid?: string; owner?: Owner };
 
@@ -22,4 +23,16 @@ export const ownerText = (o: Owner | undefined) =>
 export async function describeOwner(v: Virsh, name: string, hostName: string): Promise<string | undefined> {
   const f = await findDomain(v, name);
   return f.exists ? `a domain named ${name} already exists on ${hostName} (${ownerText(f.owner)})` : undefined;
+}
+
+/** What a host says about this VM: its state, "absent", "unknown" (no answer) or "foreign" (same name, other UUID). */
+export async function observe(v: Virsh, name: string, uuid?: string): Promise<Seen> {
+  try {
+    const f = await findDomain(v, name);
+    if (!f.exists) return "absent";
+    if (uuid && f.uuid && f.uuid !== uuid) return "foreign";
+    return seenOf(await v.domainState(name));
+  } catch (e) {
+    return isNotFound(e) ? "absent" : "unknown";
+  }
 }

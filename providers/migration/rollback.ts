@@ -3,8 +3,8 @@
 import { Virsh, isNotFound } from "../../host/virsh";
 import { completionTimeoutMs, migrateArgs } from "../../libvirt/migration";
 import { undefineDomain } from "../domainOps";
-import { findDomain } from "../ownership";
-import { Decision, Seen, decide, seenOf } from "./decide";
+import { observe } from "../ownership";
+import { Decision, Seen, decide } from "./decide";
 import { Leftover, Log, MoveRequest, msg, shapeOf } from "./types";
 
 export interface RollbackFacts {
@@ -23,18 +23,6 @@ export interface RollbackResult {
   leftovers: Leftover[];
   /** One sentence for the error message: where the VM runs, what did not answer, what was left where. */
   summary: string;
-}
-
-/** What a host says about this VM: its state, "absent", "unknown" (no answer) or "foreign" (same name, other UUID). */
-export async function observe(v: Virsh, name: string, uuid?: string): Promise<Seen> {
-  try {
-    const f = await findDomain(v, name);
-    if (!f.exists) return "absent";
-    if (uuid && f.uuid && f.uuid !== uuid) return "foreign";
-    return seenOf(await v.domainState(name));
-  } catch (e) {
-    return isNotFound(e) ? "absent" : "unknown";
-  }
 }
 
 export async function rollback(r: MoveRequest, S: Virsh, T: Virsh, f: RollbackFacts, did: string[], log: Log): Promise<RollbackResult> {

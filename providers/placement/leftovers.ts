@@ -2,7 +2,7 @@
 import { Virsh } from "../../host/virsh";
 import { audit } from "../audit";
 import { undefineDomain } from "../domainOps";
-import { observe } from "../migration/rollback";
+import { observe } from "../ownership";
 import { Leftover } from "../migration/types";
 import { errText, say } from "../say";
 

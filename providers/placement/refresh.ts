@@ -5,7 +5,7 @@ import { Virsh, isNotFound } from "../../host/virsh";
 import { parseDomainXml, parseUuid } from "../../libvirt/domain";
 import { poll } from "../../host/poll";
 import { parseJobInfo } from "../../libvirt/migration";
-import { observe } from "../migration/rollback";
+import { observe } from "../ownership";
 import { errText, say } from "../say";
 import { Leftover, PlacementOutputs, overlayName, plain } from "./rules";
 
