@@ -86,7 +86,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
 
   async update(id: string, olds: PlacementOutputs, news: PlacementInputs) {
     const provider = (news as unknown as { __provider?: string }).__provider;
-    let current: PlacementOutputs = { ...olds, leftovers: await removeLeftovers(olds, olds.leftovers) };
+    let current: PlacementOutputs = { ...olds, leftovers: await removeLeftovers(olds, olds.leftovers, new Virsh(olds.uri)) };
     if (moves(olds, news)) {
       const req = moveRequest(olds, news);
       say(`plan: ${planLine(shapeOf(req))}`);

@@ -5,6 +5,7 @@ import { Virsh, isNotFound } from "../../host/virsh";
 import { parseDomainXml, parseUuid } from "../../libvirt/domain";
 import { poll } from "../../host/poll";
 import { parseJobInfo } from "../../libvirt/migration";
+import { seenOf } from "../migration/decide";
 import { observe } from "../ownership";
 import { errText, say } from "../say";
 import { Leftover, PlacementOutputs, overlayName, plain } from "./rules";
@@ -25,7 +26,7 @@ export async function readPlacement(id: string, props: PlacementOutputs, waited 
   const candidates = all.filter(([, h], i) => all.findIndex(([, o]) => o.uri === h.uri) === i);
   const n = { overlay: props.overlayVolume ?? overlayName(props.name), iso: props.isoVolume };
   // every copy with this VM's UUID, on every host that answers; the running (or paused) one is where the VM is
-  const copies: { hostName: string; uri: string; pool: string; xml: string; live: boolean }[] = [];
+  const copies: { hostName: string; uri: string; pool: string; xml: string; state: string; live: boolean }[] = [];
   for (const [hostName, h] of candidates) {
     const v = new Virsh(h.uri);
     let xml: string;
@@ -39,7 +40,8 @@ export async function readPlacement(id: string, props: PlacementOutputs, waited 
     }
     if (props.uuid && parseUuid(xml) !== props.uuid) continue; // same name, another VM
     const state = await v.domainState(props.name).catch(() => undefined);
-    copies.push({ hostName, ...h, xml, live: state !== undefined && /^(running|paused|blocked|idle|in shutdown|pmsuspended)/.test(state) });
+    const seen = seenOf(state);
+    copies.push({ hostName, ...h, xml, state: seen, live: seen === "running" || seen === "paused" });
   }
   const liveCopies = copies.filter((c) => c.live);
   if (liveCopies.length > 1 && !waited) {
@@ -52,11 +54,14 @@ export async function readPlacement(id: string, props: PlacementOutputs, waited 
       return readPlacement(id, props, true);
     }
   }
-  if (liveCopies.length > 1) {
-    say(`${props.name}: running copies on ${liveCopies.map((c) => c.hostName).join(" and ")}: check by hand; the state keeps ${props.hostName}, vm-infra touches neither`);
+  // exactly one running copy is the VM; paused ones elsewhere never ran after they stopped (an incoming copy a
+  // restarted libvirtd reconnected to) and are leftovers. Two running copies, or only paused ones, decide nothing.
+  const running = copies.filter((c) => c.state === "running");
+  if (liveCopies.length > 1 && running.length !== 1) {
+    say(`${props.name}: copies on ${liveCopies.map((c) => `${c.hostName} (${c.state})`).join(" and ")}: check by hand; the state keeps ${props.hostName}, vm-infra touches neither`);
     return { id, props };
   }
-  const found = liveCopies[0] ?? copies[0]; // a stopped VM is where its (first, recorded-host-first) definition is
+  const found = running[0] ?? liveCopies[0] ?? copies[0]; // a stopped VM is where its (first, recorded-host-first) definition is
   const recorded = new Virsh(props.uri);
   if (!found) {
     // the domain is gone; its disk may still be where it was (undefined by hand): keep it and redefine on up
@@ -81,7 +86,7 @@ export async function readPlacement(id: string, props: PlacementOutputs, waited 
       leftovers.push(...(props.leftovers ?? []).filter((l) => l.hostName === hostName));
       continue;
     }
-    if (seen === "shut off") leftovers.push({ hostName, uri: h.uri, pool: h.pool, domain: props.name });
+    if (seen === "shut off" || (seen === "paused" && found.state === "running")) leftovers.push({ hostName, uri: h.uri, pool: h.pool, domain: props.name });
     if (props.storage !== "shared")
       for (const vol of [n.overlay, n.iso])
         if (vol && (await hv.volumeExists(h.pool, vol).catch(() => false))) leftovers.push({ hostName, uri: h.uri, pool: h.pool, volume: vol });

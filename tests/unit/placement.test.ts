@@ -53,6 +53,7 @@ function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; fai
         `<interface><mac address="52:54:00:00:00:01"/></interface></devices></domain>`); throw err("error: failed to get domain 'web-1'");
       case "start": state.domain = "running"; return ok();
       case "shutdown": state.domain = "shut off"; return ok();
+      case "destroy": state.domain = "shut off"; return ok();
       case "undefine": state.domain = undefined; return ok();
       case "domuuid": return ok(`${state.uuid ?? UUID}\n`);
     }
@@ -230,6 +231,33 @@ test("read: a migration job left running by a killed run is waited for, then the
   const r = await provider.read!("vm/web-1", outs);
   expect(polls).toBeGreaterThanOrEqual(3);
   expect(r.props).toMatchObject({ hostName: "hv-b", powerState: "running" });
+});
+
+// found by the full fault matrix: the target's libvirtd killed at transfer start and restarted reconnects to the
+// incoming qemu, which stays paused; the VM runs on the source
+test("a paused copy beside the one running copy is a leftover, removed only while the running one is verified", async () => {
+  const a = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]) };
+  const b = { domain: "paused", volumes: new Set(["base.qcow2", OVERLAY]) };
+  const calls: string[][] = [];
+  const fa = fake(a, []);
+  const fb = fake(b, calls);
+  virshRunner.current = async (file, args, opts) => (args[2] === "qemu:///b" ? fb(file, args, opts) : fa(file, args, opts));
+  const outs: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: "/p", isoPath: "/p", uuid: UUID, instance: "0a1b2c3d",
+    knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "default" } } };
+  const r = await provider.read!("vm/web-1", outs);
+  const left = [{ hostName: "hv-b", uri: "qemu:///b", pool: "default", domain: "web-1" }, { hostName: "hv-b", uri: "qemu:///b", pool: "default", volume: OVERLAY }];
+  expect(r.props).toMatchObject({ hostName: "hv-a", powerState: "running", leftovers: left });
+  const { removeLeftovers } = await import("../../providers/vmPlacement");
+  const { Virsh } = await import("../../host/virsh");
+  // the running copy stops being verifiable (paused on hv-a too): nothing goes
+  a.domain = "paused";
+  expect(await removeLeftovers({ name: "web-1", uuid: UUID }, left, new Virsh("qemu:///a"))).toEqual(left);
+  expect(calls.filter((c) => ["destroy", "undefine", "vol-delete"].includes(c[0]))).toEqual([]);
+  a.domain = "running";
+  expect(await removeLeftovers({ name: "web-1", uuid: UUID }, left, new Virsh("qemu:///a"))).toEqual([]);
+  expect(calls.filter((c) => ["destroy", "undefine", "vol-delete"].includes(c[0]))).toEqual([
+    ["destroy", "--", "web-1"], ["undefine", "--nvram", "--", "web-1"], ["vol-delete", "--pool", "default", "--", OVERLAY]]);
+  expect(b.domain).toBeUndefined();
 });
 
 test("read: a recorded host that does not answer keeps the state as it is", async () => {
