@@ -249,6 +249,12 @@ test("a paused copy beside the one running copy is a leftover, removed only whil
   expect(r.props).toMatchObject({ hostName: "hv-a", powerState: "running", leftovers: left });
   const { removeLeftovers } = await import("../../providers/vmPlacement");
   const { Virsh } = await import("../../host/virsh");
+  // a job still runs for the paused copy (a post-copy source serving pages): nothing goes
+  const plain = virshRunner.current;
+  virshRunner.current = async (file, args, opts) => (args[3] === "domjobinfo" && args[2] === "qemu:///b"
+    ? { stdout: "Job type: Unbounded\n", stderr: "", exitCode: 0 } : plain(file, args, opts));
+  expect(await removeLeftovers({ name: "web-1", uuid: UUID }, left, new Virsh("qemu:///a"))).toEqual(left);
+  virshRunner.current = plain;
   // the running copy stops being verifiable (paused on hv-a too): nothing goes
   a.domain = "paused";
   expect(await removeLeftovers({ name: "web-1", uuid: UUID }, left, new Virsh("qemu:///a"))).toEqual(left);
