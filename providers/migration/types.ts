@@ -1,6 +1,7 @@
 // The move's vocabulary: what is moved (MoveRequest), what a move reports (MigrationRecord), and its errors.
 import type { DomainType, MigrationSpec } from "../../config/spec";
 import type { MoveShape, StorageMove } from "../../libvirt/migration";
+import { errText } from "../say";
 
 export interface HostEnd {
   hostName: string;
@@ -100,7 +101,7 @@ export class StepError extends Error {
   }
 }
 
-export const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+export const msg = errText;
 
 export async function attempt<T>(step: string, f: () => Promise<T>): Promise<T> {
   try {

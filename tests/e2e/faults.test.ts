@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { CommandError, run } from "../../host/runner";
-import { outputs, pulumi, up } from "../support/pulumiCli";
+import { outputs, pulumi, stateOutputs, up } from "../support/pulumiCli";
 import { guestSsh } from "../support/lab";
 import { Fault, Phase, copiesOf, cutMigrationNetwork, hitLibvirtd, killPulumi, recoverHosts, volumesNamed, waitForPhase } from "../support/faults";
 
@@ -55,12 +55,7 @@ async function configure(host: string, migration?: Record<string, unknown>): Pro
     image, publicKey);
 }
 
-async function stateOf(): Promise<Record<string, unknown>> {
-  const { stdout } = await pulumi(h, ["stack", "export"]);
-  const res = (JSON.parse(stdout).deployment.resources as { urn: string; outputs: Record<string, unknown> }[]).find((r) => r.urn.endsWith(`::${VM}-placement`));
-  if (!res) throw new Error(`${VM}-placement not in state`);
-  return res.outputs;
-}
+const stateOf = () => stateOutputs(h, `${VM}-placement`);
 
 const address = async () => ((await outputs(h)).vms as Record<string, { address: string }>)[VM].address;
 let guestAddress = "";

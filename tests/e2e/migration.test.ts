@@ -9,7 +9,7 @@ import { HOSTS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
-import { outputs, previewSteps, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { guestSsh, inventory, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -56,13 +56,7 @@ async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Re
 }
 
 /** What the state says about a VM's placement (not the stack outputs: those are the program's view). */
-async function stateOf(name: string): Promise<Record<string, unknown>> {
-  const { stdout } = await pulumi(h, ["stack", "export"]);
-  const res = (JSON.parse(stdout).deployment.resources as { urn: string; outputs: Record<string, unknown> }[])
-    .find((r) => urnName(r.urn) === `${name}-placement`);
-  if (!res) throw new Error(`${name}-placement not in state`);
-  return res.outputs;
-}
+const stateOf = (name: string) => stateOutputs(h, `${name}-placement`);
 
 type VmOut = { address: string; host: string; lastMigration?: Record<string, unknown> };
 const vmsOf = async () => (await outputs(h)).vms as Record<string, VmOut>;

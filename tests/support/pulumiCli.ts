@@ -56,3 +56,12 @@ export async function outputs(h: StackHandle, showSecrets = false): Promise<Reco
 }
 
 export const urnName = (urn: string) => urn.split("::").pop() ?? urn;
+
+/** A resource's outputs as the state records them (not the stack outputs: those are the program's view). */
+export async function stateOutputs(h: StackHandle, resourceName: string): Promise<Record<string, unknown>> {
+  const { stdout } = await pulumi(h, ["stack", "export"]);
+  const res = (JSON.parse(stdout).deployment.resources as { urn: string; outputs: Record<string, unknown> }[])
+    .find((r) => urnName(r.urn) === resourceName);
+  if (!res) throw new Error(`${resourceName} not in state`);
+  return res.outputs;
+}
