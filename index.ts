@@ -2,7 +2,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
-import { parseSpec, SpecError, VmSpec } from "./config/spec";
+import { parseSpec, SpecError } from "./config/spec";
+import { resolve } from "./config/resolve";
 import { validatePublicKey } from "./host/ssh";
 import { localImageFormat } from "./host/qemuImg";
 import { BaseImage } from "./components/BaseImage";
@@ -41,24 +42,16 @@ async function program() {
   }
   if (problems.length > 0) throw new SpecError(problems);
 
-  // one base image per host pool a VM uses; a shared pool gets one, uploaded through the first host (by name) that
-  // shares it, so moving VMs never replaces (and deletes) the image under the others
+  // one base image per host pool a VM uses (config/resolve.ts decides which, and which host uploads it)
   const images: Record<string, BaseImage> = {};
-  const imageFor = (vm: VmSpec): BaseImage => {
-    const host = spec.hosts[vm.host];
-    const shared = vm.storage === "shared" ? host.sharedPool : undefined;
-    const owner = shared ? Object.values(spec.hosts).filter((h) => h.sharedPool === shared).map((h) => h.name).sort()[0] : host.name;
-    const key = shared ? `shared-${shared}` : host.name;
-    images[key] ??= new BaseImage(`base-${key}`, { host: { ...spec.hosts[owner], pool: shared ?? host.pool }, image: spec.image });
-    return images[key];
-  };
   const vms: Record<string, pulumi.Output<unknown>> = {};
-  for (const vm of spec.vms) {
-    const c = new Vm(vm.name, {
-      vm, host: spec.hosts[vm.host], hosts: spec.hosts, image: spec.image, baseImage: imageFor(vm), readiness: spec.readiness,
+  for (const r of resolve(spec)) {
+    images[r.image.key] ??= new BaseImage(`base-${r.image.key}`, { host: r.image.host, image: spec.image });
+    const c = new Vm(r.vm.name, {
+      resolved: r, image: spec.image, baseImage: images[r.image.key], readiness: spec.readiness,
       isoDir: path.join(__dirname, "..", ".vm-infra", "iso", pulumi.getStack()), // compiled to dist/index.js; one directory per stack
     });
-    vms[vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
+    vms[r.vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
       lastMigration: c.lastMigration });
   }
   return { vms };

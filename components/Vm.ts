@@ -1,16 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
-import { HostSpec, ImageSpec, ReadinessSpec, VmSpec } from "../config/spec";
+import { ImageSpec, ReadinessSpec } from "../config/spec";
+import { ResolvedVm } from "../config/resolve";
 import { cloudInitDocs, instanceId } from "../cloud-init/documents";
 import { shim, typed } from "../providers/shim";
 import { BaseImage } from "./BaseImage";
 
 export interface VmArgs {
-  /** The validated VM description (config/spec.ts). */
-  readonly vm: VmSpec;
-  /** The host the VM runs on; changing it is a move of the whole placement unit (a migration). */
-  readonly host: HostSpec;
-  /** All configured hosts: where a refresh looks for a VM moved outside vm-infra. */
-  readonly hosts: Record<string, HostSpec>;
+  /**
+   * The VM as config/ resolved it: its description, its host (changing it is a move of the whole placement unit), its
+   * domain properties, its pool on every host (where a refresh looks for a VM moved outside vm-infra).
+   */
+  readonly resolved: ResolvedVm;
   readonly image: ImageSpec;
   /** The base image on that host; the overlay is created only after it is there. */
   readonly baseImage: BaseImage;
@@ -68,7 +68,8 @@ export class Vm extends pulumi.ComponentResource {
 
   constructor(name: string, args: VmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vm-infra:index:Vm", name, {}, opts);
-    const { vm, host, image, readiness } = args;
+    const { resolved: r, image, readiness } = args;
+    const { vm, host } = r;
     const docs = cloudInitDocs(vm);
     const isoDir = args.isoDir ?? `.vm-infra/iso/${pulumi.getStack()}`;
 
@@ -82,36 +83,27 @@ export class Vm extends pulumi.ComponentResource {
       networkConfig: pulumi.secret(docs.networkConfig),
     }, { parent: this });
 
-    const poolOn = (h: HostSpec) => (vm.storage === "shared" ? h.sharedPool ?? h.pool : h.pool);
     const placement = new Placement(`${name}-placement`, {
       name: vm.name,
       hostName: host.name,
       uri: host.uri,
-      pool: poolOn(host),
-      network: host.network,
-      bridge: host.bridge,
-      domainType: host.domainType,
-      vcpus: vm.vcpus,
-      memoryMiB: vm.memoryMiB,
+      pool: r.knownHosts[host.name].pool,
+      ...r.domain,
       diskGiB: vm.diskGiB,
       // the name from config, not the base image's output: a replacement of the base image must never make the
       // engine consider replacing (deleting) the VM that stands on it; the ordering comes from dependsOn
       baseVolume: image.volume,
-      mac: vm.mac,
       // a data dependency on the built ISO: the path exists only once the ISO was renamed into place
       isoFile: iso.path,
       isoHash: docs.hash,
-      kernel: image.kernel,
-      initrd: image.initrd,
-      cmdline: image.cmdline,
       storage: vm.storage,
       migration: vm.migration,
       migrationUri: host.migrationUri,
       guestNetns: host.guestNetns,
       user: vm.user,
       privateKeyPath: readiness.privateKeyPath,
-      staticAddress: vm.address?.cidr.split("/")[0],
-      knownHosts: Object.fromEntries(Object.values(args.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
+      staticAddress: r.staticIp,
+      knownHosts: r.knownHosts,
       owner: { project: pulumi.getProject(), stack: pulumi.getStack(), resource: `${name}-placement` },
       ...(vm.adopt ? { adopt: vm.adopt } : {}),
     }, {
@@ -128,7 +120,7 @@ export class Vm extends pulumi.ComponentResource {
       user: vm.user,
       privateKeyPath: readiness.privateKeyPath,
       netns: host.guestNetns,
-      staticAddress: vm.address?.cidr.split("/")[0],
+      staticAddress: r.staticIp,
       timeoutSeconds: readiness.timeoutSeconds,
       // a stopped VM (shut off by choice, or moved offline while stopped) is reported as such, not waited for
       powerState: placement.powerState,

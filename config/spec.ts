@@ -74,6 +74,20 @@ export interface VmSpec {
   adopt?: string;
 }
 
+/**
+ * A VM's libvirt domain properties, each declared once above (VmSpec, HostSpec, ImageSpec) and named here: a new domain
+ * property is added to its spec type, its parser below, this list and the domain builder (libvirt/domain.ts), nothing
+ * else. A change of one redefines the domain (a restart); a move carries them as they are.
+ */
+export const DOMAIN_KEYS = {
+  vm: ["vcpus", "memoryMiB", "mac"],
+  host: ["domainType", "network", "bridge"],
+  image: ["kernel", "initrd", "cmdline"],
+} as const satisfies { vm: readonly (keyof VmSpec)[]; host: readonly (keyof HostSpec)[]; image: readonly (keyof ImageSpec)[] };
+export const DOMAIN_SPEC_KEYS = [...DOMAIN_KEYS.vm, ...DOMAIN_KEYS.host, ...DOMAIN_KEYS.image] as const;
+export type DomainSpec = Pick<VmSpec, (typeof DOMAIN_KEYS.vm)[number]> & Pick<HostSpec, (typeof DOMAIN_KEYS.host)[number]> &
+  Pick<ImageSpec, (typeof DOMAIN_KEYS.image)[number]>;
+
 export type MigrationMode = "live" | "paused" | "offline";
 
 /** How a change of `host` moves the VM. Defaults and their anchors are in MIGRATION_DEFAULTS. */
@@ -124,6 +138,9 @@ export interface Spec {
   vms: VmSpec[];
   readiness: ReadinessSpec;
 }
+
+/** A static address without its prefix length. */
+export const ipOf = (cidr: string) => cidr.split("/")[0];
 
 export const LIMITS = { minMemoryMiB: 256, maxMemoryMiB: 1 << 20, minDiskGiB: 3, maxDiskGiB: 16384, maxVcpus: 256 };
 export const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -265,7 +282,7 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
     });
 
   for (const [what, key] of [["name", (v: VmSpec) => v.name], ["mac", (v: VmSpec) => v.mac],
-    ["address", (v: VmSpec) => v.address?.cidr.split("/")[0]]] as const) {
+    ["address", (v: VmSpec) => v.address && ipOf(v.address.cidr)]] as const) {
     const seen = new Set<string>();
     for (const v of vms) {
       const k = key(v);

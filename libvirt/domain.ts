@@ -1,7 +1,7 @@
 // Pure: placement inputs -> libvirt domain XML (through an XML library, so names and paths are escaped by it),
 // and parsers for what virsh prints. No I/O.
 import { XMLBuilder, XMLParser } from "fast-xml-parser";
-import type { DomainType } from "../config/spec";
+import type { DomainSpec } from "../config/spec";
 
 /** Who made a domain: written into its libvirt <metadata>, read before anything of that name is touched. */
 export interface Owner {
@@ -15,24 +15,15 @@ export interface Owner {
 
 export const OWNER_NS = "https://github.com/vm-infra/xmlns/owner/1";
 
-export interface DomainInputs {
+/** What the domain XML is built from: the VM's domain properties (config/spec.ts DomainSpec) and where its disks are. */
+export interface DomainInputs extends DomainSpec {
   name: string;
   owner?: Owner;
   /** Keep the existing domain's UUID on redefine (libvirt refuses a same-name define with a new UUID). */
   uuid?: string;
-  domainType: DomainType;
-  vcpus: number;
-  memoryMiB: number;
   /** Absolute paths on the host (from `virsh vol-path`). */
   diskPath: string;
   isoPath: string;
-  network: string;
-  /** A host bridge instead of the libvirt network. */
-  bridge?: string;
-  mac: string;
-  kernel?: string;
-  initrd?: string;
-  cmdline?: string;
 }
 
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: "@", format: true, suppressEmptyNode: true });

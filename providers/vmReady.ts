@@ -6,17 +6,12 @@ import { Virsh } from "../host/virsh";
 import { sshRun } from "../host/ssh";
 import { parseDomifaddr } from "../libvirt/domain";
 import { poll, PollTimeout } from "../host/poll";
+import type { HostSpec, ReadinessSpec, VmSpec } from "../config/spec";
 
 
-export interface ReadyInputs {
-  name: string;
-  uri: string;
-  mac: string;
-  user: string;
-  privateKeyPath: string;
+export interface ReadyInputs extends Pick<VmSpec, "name" | "mac" | "user">, Pick<HostSpec, "uri">, Pick<ReadinessSpec, "privateKeyPath" | "timeoutSeconds"> {
   netns?: string;
   staticAddress?: string;
-  timeoutSeconds: number;
   /** The domain's state as the placement last saw it; a VM that is not running is reported, not waited for. */
   powerState?: string;
   /** Changes whenever the placement restarts the guest, so readiness is checked again. */

@@ -1,37 +1,23 @@
 // The move's vocabulary: what is moved (MoveRequest), what a move reports (MigrationRecord), and its errors.
-import type { DomainType, MigrationSpec } from "../../config/spec";
+import type { DomainSpec, HostSpec, VmSpec } from "../../config/spec";
 import type { MoveShape, StorageMove } from "../../libvirt/migration";
 import { errText } from "../say";
 
-export interface HostEnd {
+/** One end of a move: a configured host (config/spec.ts HostSpec) and the pool the VM's disks use there. */
+export interface HostEnd extends Pick<HostSpec, "uri" | "migrationUri" | "pool" | "guestNetns"> {
   hostName: string;
-  uri: string;
-  migrationUri?: string;
-  pool: string;
-  guestNetns?: string;
 }
 
-export interface MoveRequest {
-  name: string;
+/** A move: the VM's domain properties as the running domain has them (config/spec.ts DomainSpec), and where it goes. */
+export interface MoveRequest extends DomainSpec, Pick<VmSpec, "name" | "diskGiB" | "migration"> {
   /** The domain's UUID as the state recorded it: a domain of that name with another UUID is not this VM. */
   uuid?: string;
   from: HostEnd;
   to: HostEnd;
   storage: StorageMove;
-  migration: MigrationSpec;
-  domainType: DomainType;
-  vcpus: number;
-  memoryMiB: number;
-  diskGiB: number;
-  network: string;
-  bridge?: string;
-  mac: string;
   baseVolume: string;
   overlayVolume: string;
   isoVolume: string;
-  kernel?: string;
-  initrd?: string;
-  cmdline?: string;
   guest: { user: string; privateKeyPath: string; staticAddress?: string };
 }
 

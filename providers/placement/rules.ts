@@ -3,45 +3,29 @@
 // preview).
 import * as pulumi from "@pulumi/pulumi";
 import { randomBytes } from "node:crypto";
-import type { DomainType, MigrationSpec } from "../../config/spec";
+import { DOMAIN_SPEC_KEYS, type DomainSpec, type HostSpec, type VmSpec } from "../../config/spec";
+import { pick } from "../../config/resolve";
 import { Owner } from "../../libvirt/domain";
 import { Leftover, MigrationRecord, MoveRequest } from "../migration/types";
 
-export interface PlacementInputs {
-  name: string;
+/**
+ * What the placement unit takes: the VM's domain properties and settings as config/ declares them (picked, never
+ * re-declared), plus what the component wires in (the ISO it built, the resolved pool, the hosts refresh asks).
+ */
+export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "diskGiB" | "storage" | "migration" | "user" | "adopt">,
+  Pick<HostSpec, "uri" | "pool" | "migrationUri" | "guestNetns"> {
   hostName: string;
-  uri: string;
-  pool: string;
-  network: string;
-  bridge?: string;
-  domainType: DomainType;
-  vcpus: number;
-  memoryMiB: number;
-  diskGiB: number;
   baseVolume: string;
-  mac: string;
-  /** Local ISO file built by the cloud-init command; named by isoHash. */
+  /** Local ISO file built by the seed ISO resource; named by isoHash. */
   isoFile: string;
   isoHash: string;
-  kernel?: string;
-  initrd?: string;
-  cmdline?: string;
-  /** How a host change moves the VM, and where its disks live. */
-  storage: "local" | "shared";
-  migration: MigrationSpec;
-  /** Peer-to-peer migration URI of this host (see HostSpec.migrationUri). */
-  migrationUri?: string;
-  guestNetns?: string;
   /** The guest login used by post-move health checks. */
-  user: string;
   privateKeyPath: string;
   staticAddress?: string;
   /** Every configured host (name -> uri and the pool this VM would use there): where refresh looks for the VM. */
   knownHosts: Record<string, { uri: string; pool: string }>;
   /** Project, stack and resource name, written into the domain's metadata. */
   owner?: Omit<Owner, "instance">;
-  /** Explicit adoption: the UUID of a vm-infra-made domain of this name that create takes over (VmSpec.adopt). */
-  adopt?: string;
 }
 
 export type { Leftover };
@@ -67,7 +51,7 @@ export interface PlacementOutputs extends PlacementInputs {
 /** Changing these means a different disk or a different identity: replacement (shown as such in preview). */
 export const REPLACE_KEYS = ["name", "pool", "baseVolume", "diskGiB"] as const;
 /** Changing these redefines the domain in place: graceful shutdown, define, start; the disk stays. */
-export const RESTART_KEYS = ["vcpus", "memoryMiB", "network", "bridge", "mac", "domainType", "isoHash", "kernel", "initrd", "cmdline"] as const;
+export const RESTART_KEYS = [...DOMAIN_SPEC_KEYS, "isoHash"] as const;
 /** A host change is a migration: one update, never a replacement. */
 export const MOVE_KEYS = ["hostName", "uri"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
@@ -139,9 +123,8 @@ export function moveRequest(olds: PlacementOutputs, news: PlacementInputs): Move
     storage: news.storage === "shared" ? "shared" : "copy",
     migration: news.migration,
     // the running domain is the old definition: it moves as it is, and a changed definition is applied afterwards
-    domainType: olds.domainType, vcpus: olds.vcpus, memoryMiB: olds.memoryMiB, diskGiB: olds.diskGiB, network: olds.network,
-    bridge: olds.bridge, mac: olds.mac, baseVolume: olds.baseVolume, overlayVolume: olds.overlayVolume ?? overlayName(olds.name),
-    isoVolume: olds.isoVolume, kernel: olds.kernel, initrd: olds.initrd, cmdline: olds.cmdline,
+    ...pick(olds, DOMAIN_SPEC_KEYS), diskGiB: olds.diskGiB, baseVolume: olds.baseVolume,
+    overlayVolume: olds.overlayVolume ?? overlayName(olds.name), isoVolume: olds.isoVolume,
     guest: { user: news.user, privateKeyPath: news.privateKeyPath, staticAddress: news.staticAddress },
   };
 }

@@ -2,6 +2,7 @@
 // wired (the placement takes its ISO path from the ISO resource's output: it cannot start before the ISO exists).
 import * as pulumi from "@pulumi/pulumi";
 import { MIGRATION_DEFAULTS, parseSpec } from "../../config/spec";
+import { resolve } from "../../config/resolve";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { cloudInitDocs } from "../../cloud-init/documents";
 
@@ -37,7 +38,7 @@ test("a Vm registers the seed ISO, the placement unit and readiness, wired in th
   const { Vm } = await import("../../components/Vm");
   const vm = spec.vms[0];
   const base = new BaseImage("base-hv-a", { host: spec.hosts["hv-a"], image: spec.image });
-  const c = new Vm("web-1", { vm, host: spec.hosts["hv-a"], hosts: spec.hosts, image: spec.image, baseImage: base, readiness: spec.readiness, isoDir: "/iso" });
+  const c = new Vm("web-1", { resolved: resolve(spec)[0], image: spec.image, baseImage: base, readiness: spec.readiness, isoDir: "/iso" });
   expect(await out(c.address)).toBe("192.168.100.50");
   expect(await out(c.sshCommand)).toBe("ip netns exec ns-a ssh -i /keys/id debian@192.168.100.50");
   expect(c.instanceId).toBe("iid-vm-infra-web-1");
@@ -60,12 +61,20 @@ test("a Vm registers the seed ISO, the placement unit and readiness, wired in th
     dir: "/iso", vm: "web-1", hash: docs.hash, userData: secret(docs.userData), metaData: secret(docs.metaData), networkConfig: secret(docs.networkConfig),
   });
   const p = byName["web-1-placement"].inputs;
-  expect(p).toMatchObject({
-    name: "web-1", hostName: "hv-a", uri: "qemu:///a", pool: "default", network: "lab", domainType: "qemu", vcpus: 1, memoryMiB: 2048,
+  // outputs the provider fills in are registered as undefined: exactly the inputs the component gives, nothing else
+  const unset = Object.fromEntries(["overlayVolume", "isoVolume", "diskPath", "isoPath", "uuid", "lastMigration", "leftovers", "instance", "powerState",
+    "boots", "missing"].map((k) => [k, undefined]));
+  expect(p).toEqual({
+    __provider: p.__provider, ...unset,
+    name: "web-1", hostName: "hv-a", uri: "qemu:///a", pool: "default", network: "lab", bridge: undefined, domainType: "qemu", vcpus: 1, memoryMiB: 2048,
+    mac: vm.mac, kernel: undefined, initrd: undefined, cmdline: undefined,
     diskGiB: 4, baseVolume: "base.qcow2", isoFile: "/iso/web-1-built.iso", isoHash: docs.hash, storage: "local", migration: MIGRATION_DEFAULTS,
+    migrationUri: undefined, guestNetns: "ns-a", user: "debian", privateKeyPath: "/keys/id", staticAddress: undefined,
     knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "default" } },
     owner: { project: "vm-infra", stack: "unit", resource: "web-1-placement" },
   });
-  expect(byName["web-1-ready"].inputs).toMatchObject({ name: "web-1", uri: "qemu:///a", user: "debian", netns: "ns-a", powerState: "running",
-    generation: "hv-a/web-1-cidata-x.iso/u-1/1/2048/1" });
+  const ready = byName["web-1-ready"].inputs;
+  expect(ready).toEqual({ __provider: ready.__provider, address: undefined, readySeconds: undefined, status: undefined,
+    name: "web-1", uri: "qemu:///a", mac: vm.mac, user: "debian", privateKeyPath: "/keys/id", netns: "ns-a", staticAddress: undefined,
+    timeoutSeconds: 600, powerState: "running", generation: "hv-a/web-1-cidata-x.iso/u-1/1/2048/1" });
 });

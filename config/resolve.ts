@@ -1,0 +1,36 @@
+// The spec resolved into what each VM needs, decided here once: the pool its disks use on every host, which host
+// uploads the base image it stands on, its static IP, and its libvirt domain's properties. index.ts only wires this,
+// and components never decide. Pure.
+import { DOMAIN_KEYS, ipOf, type DomainSpec, type HostSpec, type Spec, type VmSpec } from "./spec";
+
+export const pick = <T, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> =>
+  Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
+
+export interface ResolvedVm {
+  vm: VmSpec;
+  host: HostSpec;
+  domain: DomainSpec;
+  /** Every configured host's URI and the pool this VM's disks use there (the host's own pool, or its shared pool). */
+  knownHosts: Record<string, { uri: string; pool: string }>;
+  /** The static address without its prefix length, when the VM has one. */
+  staticIp?: string;
+  /** The base image it stands on: one per host pool, a shared pool's uploaded through the first host (by name) sharing it. */
+  image: { key: string; host: HostSpec };
+}
+
+export function resolve(spec: Spec): ResolvedVm[] {
+  return spec.vms.map((vm) => {
+    const host = spec.hosts[vm.host];
+    const poolOn = (h: HostSpec) => (vm.storage === "shared" ? h.sharedPool ?? h.pool : h.pool);
+    const shared = vm.storage === "shared" ? host.sharedPool : undefined;
+    const uploader = shared ? Object.values(spec.hosts).filter((h) => h.sharedPool === shared).map((h) => h.name).sort()[0] : host.name;
+    return {
+      vm,
+      host,
+      domain: { ...pick(vm, DOMAIN_KEYS.vm), ...pick(host, DOMAIN_KEYS.host), ...pick(spec.image, DOMAIN_KEYS.image) },
+      knownHosts: Object.fromEntries(Object.values(spec.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
+      ...(vm.address ? { staticIp: ipOf(vm.address.cidr) } : {}),
+      image: { key: shared ? `shared-${shared}` : host.name, host: { ...spec.hosts[uploader], pool: poolOn(host) } },
+    };
+  });
+}
