@@ -3,7 +3,7 @@ import { run } from "../../host/runner";
 import { sshRun } from "../../host/ssh";
 import { Virsh } from "../../host/virsh";
 import { parseDomainXml } from "../../libvirt/domain";
-import { sleep } from "../domainOps";
+import { poll, PollTimeout } from "../../host/poll";
 import { findAddress } from "../vmReady";
 import { HealthResult, Log, MoveRequest, msg } from "./types";
 
@@ -70,29 +70,30 @@ function expectEq(what: string, got: unknown, want: unknown): void {
 }
 
 /** Runs each check until it passes or the deadline passes; stops at the first check that never passes. */
-export async function runHealth(checks: Check[], timeoutS: number, log: Log, name: string): Promise<HealthResult[]> {
+export async function runHealth(checks: Check[], timeoutS: number, log: Log, name: string, intervalMs = 2000): Promise<HealthResult[]> {
   const results: HealthResult[] = [];
   for (const c of checks) {
     const t0 = Date.now();
     let attempts = 0;
-    let last = "";
-    for (;;) {
+    const ok = await poll(async () => {
       attempts++;
       try {
         await c.run();
-        results.push({ check: c.name, ok: true, attempts, ms: Date.now() - t0 });
-        break;
+        return { value: true };
       } catch (e) {
-        last = msg(e);
+        return { retry: msg(e) };
       }
-      if (Date.now() - t0 > timeoutS * 1000) {
-        results.push({ check: c.name, ok: false, attempts, ms: Date.now() - t0, detail: last.slice(0, 300) });
-        log(`${name}: health check failed: ${c.name}: ${last.slice(0, 300)}`);
-        return results;
-      }
-      await sleep(2000);
+    }, { timeoutMs: timeoutS * 1000, intervalMs, what: c.name }).catch((e) => {
+      if (e instanceof PollTimeout) return e;
+      throw e;
+    });
+    if (ok instanceof PollTimeout) {
+      const detail = (ok.last ?? "").slice(0, 300);
+      results.push({ check: c.name, ok: false, attempts, ms: Date.now() - t0, detail });
+      log(`${name}: health check failed: ${c.name}: ${detail}`);
+      return results;
     }
+    results.push({ check: c.name, ok: true, attempts, ms: Date.now() - t0 });
   }
   return results;
 }
-

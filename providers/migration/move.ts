@@ -19,6 +19,8 @@ import { Leftover, Log, MigrationError, MigrationRecord, MoveRequest, StepError,
 
 export interface MoveDeps {
   log: Log;
+  /** How a host is reached; unit tests hand in hosts over a recording fake runner. */
+  connect?: (uri: string) => Virsh;
 }
 
 export interface MoveResult {
@@ -33,8 +35,9 @@ export interface MoveResult {
  * the VM is now, what the rollback did and what was left where.
  */
 export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult> {
-  const S = new Virsh(r.from.uri);
-  const T = new Virsh(r.to.uri);
+  const connect = deps.connect ?? ((uri: string) => new Virsh(uri));
+  const S = connect(r.from.uri);
+  const T = connect(r.to.uri);
   const log = deps.log;
   const t0 = Date.now();
   const rec: MigrationRecord = {

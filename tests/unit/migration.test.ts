@@ -7,7 +7,8 @@ import { completionTimeoutMs, migrateArgs, parseJobInfo, parseQuantity, planLine
 import { preChecks } from "../../providers/migration/preChecks";
 import { rollback } from "../../providers/migration/rollback";
 import { transfer } from "../../providers/migration/transfer";
-import { MoveRequest } from "../../providers/migration/types";
+import { MigrationError, MoveRequest } from "../../providers/migration/types";
+import { moveVm } from "../../providers/migration/move";
 import { checkMove, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
 
 const mig = (o: Partial<MigrationSpec> = {}): MigrationSpec => ({ ...MIGRATION_DEFAULTS, ...o });
@@ -330,4 +331,40 @@ test("pre-checks for shared storage refresh both hosts' view of the pool and com
   expect(log.filter((l) => l[4] === "pool-refresh").map((l) => l[3])).toEqual(["qemu:///a", "qemu:///b"]);
   // shared storage copies nothing: no room question is asked
   expect(log.some((l) => l[4] === "pool-info")).toBe(false);
+});
+
+// ------------------------------------------------------------------------------------- the move, orchestrated
+
+const mutating = (log: string[][]) => log.map((l) => l[4]).filter((c) => !["domstate", "dumpxml", "uri", "hypervisor-cpu-compare", "net-info",
+  "nodememstats", "vol-info", "pool-info", "domjobinfo", "vol-path", "domuuid", "pool-refresh", "vol-list"].includes(c));
+
+test("a move refused by its pre-checks changes nothing anywhere and says the VM runs on the source as before", async () => {
+  const log: string[][] = [];
+  const hosts: Record<string, Virsh> = { "qemu:///a": new Virsh("qemu:///a", fakeHost(source, log)), "qemu:///b": new Virsh("qemu:///b", fakeHost(target(100 * 2 ** 20), log)) };
+  const err = await moveVm(req(), { log: () => undefined, connect: (u) => hosts[u] }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(MigrationError);
+  const f = (err as MigrationError).failure;
+  expect([f.at, f.leftovers, f.record.failedStep, f.record.outcome, f.record.rollback]).toEqual(["from", [], "pre-check", "rolled back", ["nothing had changed"]]);
+  expect((err as MigrationError).message).toBe("hv-a -> hv-b failed at pre-check: room: pool default on hv-b has 100.0 MiB available, " +
+    "the copy needs 114.4 MiB. Rollback: nothing had changed. The VM runs on hv-a as before.");
+  expect(mutating(log)).toEqual([]);
+});
+
+test("a move whose target fails while being prepared: the rollback asks both hosts, keeps the running source and removes nothing it did not make", async () => {
+  const log: string[][] = [];
+  const lines: string[] = [];
+  const S = new Virsh("qemu:///a", fakeHost((a) => (a[0] === "domuuid" ? "u-1\n" : source(a)), log));
+  // the target answers every question, then refuses to create the overlay
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "vol-create-as" ? new CommandError(["virsh"], 1, null, false, "error: pool default is full", "") : target(50 * 2 ** 30)(a)), log));
+  const hosts: Record<string, Virsh> = { "qemu:///a": S, "qemu:///b": T };
+  const err = await moveVm(req({ uuid: "u-1" }), { log: (l) => lines.push(l), connect: (u) => hosts[u] }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(MigrationError);
+  const f = (err as MigrationError).failure;
+  expect([f.at, f.leftovers, f.record.failedStep, f.record.outcome]).toEqual(["from", [], "prepare target", "rolled back"]);
+  expect(f.record.error).toBe("virsh: exited 1: error: pool default is full");
+  // nothing ran on the source but questions; on the target only the refused create
+  expect(mutating(log.filter((l) => l[3] === "qemu:///a"))).toEqual([]);
+  expect(mutating(log.filter((l) => l[3] === "qemu:///b"))).toEqual(["vol-create-as"]);
+  expect(lines[0]).toBe("web-1: pre-checks passed (hv-a: running); moving live, storage copy");
+  expect(lines[1]).toMatch(/^web-1: prepare target failed: .*pool default is full; rolling back$/);
 });
