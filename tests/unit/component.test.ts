@@ -25,7 +25,7 @@ pulumi.runtime.setMocks({
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab";
 const spec = parseSpec({
-  hosts: { "hv-a": { uri: "qemu:///a", network: "lab", domainType: "qemu", guestNetns: "ns-a" }, "hv-b": { uri: "qemu:///b", sharedPool: "shared" } },
+  hosts: { "hv-a": { uri: "qemu+unix:///system?socket=/run/a", network: "lab", domainType: "qemu", guestNetns: "ns-a" }, "hv-b": { uri: "qemu+unix:///system?socket=/run/b", sharedPool: "shared" } },
   image: { volume: "base.qcow2" },
   readiness: { privateKeyPath: "/keys/id" },
   vms: [{ name: "web-1", host: "hv-a", sshKeys: [KEY], memoryMiB: 2048 }],
@@ -66,15 +66,15 @@ test("a Vm registers the seed ISO, the placement unit and readiness, wired in th
     "boots", "missing"].map((k) => [k, undefined]));
   expect(p).toEqual({
     __provider: p.__provider, ...unset,
-    name: "web-1", hostName: "hv-a", uri: "qemu:///a", pool: "default", network: "lab", bridge: undefined, domainType: "qemu", vcpus: 1, memoryMiB: 2048,
+    name: "web-1", hostName: "hv-a", uri: "qemu+unix:///system?socket=/run/a", pool: "default", network: "lab", bridge: undefined, domainType: "qemu", vcpus: 1, memoryMiB: 2048,
     mac: vm.mac, kernel: undefined, initrd: undefined, cmdline: undefined,
     diskGiB: 4, baseVolume: "base.qcow2", isoFile: "/iso/web-1-built.iso", isoHash: docs.hash, storage: "local", migration: MIGRATION_DEFAULTS,
     migrationUri: undefined, guestNetns: "ns-a", user: "debian", privateKeyPath: "/keys/id", staticAddress: undefined,
-    knownHosts: { "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "default" } },
+    knownHosts: { "hv-a": { uri: "qemu+unix:///system?socket=/run/a", pool: "default" }, "hv-b": { uri: "qemu+unix:///system?socket=/run/b", pool: "default" } },
     owner: { project: "vm-infra", stack: "unit", resource: "web-1-placement" },
   });
   const ready = byName["web-1-ready"].inputs;
   expect(ready).toEqual({ __provider: ready.__provider, address: undefined, readySeconds: undefined, status: undefined,
-    name: "web-1", uri: "qemu:///a", mac: vm.mac, user: "debian", privateKeyPath: "/keys/id", netns: "ns-a", staticAddress: undefined,
+    name: "web-1", uri: "qemu+unix:///system?socket=/run/a", mac: vm.mac, user: "debian", privateKeyPath: "/keys/id", netns: "ns-a", staticAddress: undefined,
     timeoutSeconds: 600, powerState: "running", generation: "hv-a/web-1-cidata-x.iso/u-1/1/2048/1" });
 });

@@ -6,9 +6,9 @@ import { resolve } from "../../config/resolve";
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab";
 const spec = parseSpec({
   hosts: {
-    "hv-b": { uri: "qemu:///b", pool: "pb", sharedPool: "nfs" },
-    "hv-a": { uri: "qemu:///a", network: "lab", domainType: "qemu", sharedPool: "nfs" },
-    "hv-c": { uri: "qemu:///c", bridge: "br0" },
+    "hv-b": { uri: "qemu+unix:///system?socket=/run/b", pool: "pb", sharedPool: "nfs" },
+    "hv-a": { uri: "qemu+unix:///system?socket=/run/a", network: "lab", domainType: "qemu", sharedPool: "nfs" },
+    "hv-c": { uri: "qemu+unix:///system?socket=/run/c", bridge: "br0" },
   },
   image: { volume: "base.qcow2", kernel: "/k", initrd: "/i", cmdline: "console=ttyS0" },
   readiness: { privateKeyPath: "/keys/id" },
@@ -21,7 +21,7 @@ const spec = parseSpec({
 
 test("a shared-storage VM uses the shared pool on every host sharing it, and its image is uploaded once, by the first such host by name", () => {
   const [db] = resolve(spec);
-  expect(db.knownHosts).toEqual({ "hv-a": { uri: "qemu:///a", pool: "nfs" }, "hv-b": { uri: "qemu:///b", pool: "nfs" }, "hv-c": { uri: "qemu:///c", pool: "default" } });
+  expect(db.knownHosts).toEqual({ "hv-a": { uri: "qemu+unix:///system?socket=/run/a", pool: "nfs" }, "hv-b": { uri: "qemu+unix:///system?socket=/run/b", pool: "nfs" }, "hv-c": { uri: "qemu+unix:///system?socket=/run/c", pool: "default" } });
   expect(db.image).toEqual({ key: "shared-nfs", host: { ...spec.hosts["hv-a"], pool: "nfs" } });
   expect(db.staticIp).toBe("10.0.0.5");
   expect(db.domain).toEqual({ vcpus: 2, memoryMiB: 1024, mac: macFor("db"), domainType: "kvm", network: "default", bridge: undefined,
@@ -30,7 +30,7 @@ test("a shared-storage VM uses the shared pool on every host sharing it, and its
 
 test("a local-storage VM uses each host's own pool and its host's image; no static IP without an address", () => {
   const [, web, app] = resolve(spec);
-  expect(web.knownHosts).toEqual({ "hv-a": { uri: "qemu:///a", pool: "default" }, "hv-b": { uri: "qemu:///b", pool: "pb" }, "hv-c": { uri: "qemu:///c", pool: "default" } });
+  expect(web.knownHosts).toEqual({ "hv-a": { uri: "qemu+unix:///system?socket=/run/a", pool: "default" }, "hv-b": { uri: "qemu+unix:///system?socket=/run/b", pool: "pb" }, "hv-c": { uri: "qemu+unix:///system?socket=/run/c", pool: "default" } });
   expect(web.image).toEqual({ key: "hv-b", host: spec.hosts["hv-b"] });
   expect("staticIp" in web).toBe(false);
   expect(app.domain).toEqual({ vcpus: 1, memoryMiB: 512, mac: macFor("app"), domainType: "kvm", network: "default", bridge: "br0",
