@@ -35,15 +35,16 @@ const applicable = (c: Case) => !(c.phase === "source clean-up" && c.fault !== "
   !(c.mode === "offline" && ["transfer start", "mid-transfer"].includes(c.phase)) &&
   !(c.fault === "pulumi" && c.phase === "pre-check");
 
-/** CI's slice: every fault and every phase at least once, live with copied storage and offline. */
+/**
+ * CI's slice: every fault and every phase at least once (7 phases, 7 cases), live with copied storage and offline;
+ * the other 33 cases run with VM_INFRA_FAULT_MATRIX=full (npm run test:faults).
+ */
 const SLICE: Case[] = [
   { fault: "target libvirtd", phase: "pre-check", mode: "live" },
   { fault: "target libvirtd", phase: "prepare target", mode: "live" },
   { fault: "migration network", phase: "transfer start", mode: "live" },
-  { fault: "target libvirtd", phase: "mid-transfer", mode: "live" },
   { fault: "pulumi", phase: "mid-transfer", mode: "live" },
   { fault: "source libvirtd", phase: "switchover", mode: "live" },
-  { fault: "migration network", phase: "health check", mode: "live" },
   { fault: "pulumi", phase: "health check", mode: "offline" },
   { fault: "source libvirtd", phase: "source clean-up", mode: "offline" },
 ];
