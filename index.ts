@@ -6,6 +6,7 @@ import { parseSpec, SpecError } from "./config/spec";
 import { resolve } from "./config/resolve";
 import { validatePublicKey } from "./host/ssh";
 import { localImageFormat } from "./host/qemuImg";
+import { hashTree } from "./host/files";
 import { BaseImage } from "./components/BaseImage";
 import { Vm } from "./components/Vm";
 
@@ -36,6 +37,17 @@ async function program() {
     for (const k of vm.sshKeys)
       await validatePublicKey(k).catch(() => problems.push(`vm ${vm.name}: ssh-keygen rejects one of its SSH public keys`));
   if (!existsSync(spec.readiness.privateKeyPath)) problems.push(`readiness.privateKeyPath: ${spec.readiness.privateKeyPath} does not exist`);
+  const root = path.join(__dirname, ".."); // compiled to dist/index.js
+  const secretVars: pulumi.Output<Record<string, Record<string, unknown>>> = cfg.getSecretObject<Record<string, Record<string, unknown>>>("provisionSecrets") ?? pulumi.secret({} as Record<string, Record<string, unknown>>);
+  const secretNames = await new Promise<string[]>((resolve) => secretVars.apply((s) => resolve(Object.keys(s ?? {}))));
+  for (const n of secretNames) if (!spec.vms.some((v) => v.name === n && v.provision)) problems.push(`provisionSecrets.${n}: no VM of that name has provision`);
+  const playbooks: Record<string, string> = {};
+  for (const vm of spec.vms) {
+    if (!vm.provision) continue;
+    const file = path.join(root, vm.provision.playbook);
+    if (!existsSync(file)) { problems.push(`vms (${JSON.stringify(vm.name)}).provision.playbook: ${vm.provision.playbook} does not exist in the project`); continue; }
+    playbooks[file] ??= await hashTree(path.dirname(file));
+  }
   if (spec.image.source) {
     const { problem } = await localImageFormat(spec.image.source);
     if (problem) problems.push(`image.source: ${problem}`);
@@ -47,12 +59,16 @@ async function program() {
   const vms: Record<string, pulumi.Output<unknown>> = {};
   for (const r of resolve(spec)) {
     images[r.image.key] ??= new BaseImage(`base-${r.image.key}`, { host: r.image.host, image: spec.image });
+    const pv = r.vm.provision;
+    const playbook = pv && path.join(root, pv.playbook);
     const c = new Vm(r.vm.name, {
       resolved: r, image: spec.image, baseImage: images[r.image.key], readiness: spec.readiness,
-      isoDir: path.join(__dirname, "..", ".vm-infra", "iso", pulumi.getStack()), // compiled to dist/index.js; one directory per stack
+      isoDir: path.join(root, ".vm-infra", "iso", pulumi.getStack()), // one directory per stack
+      provision: pv && playbook ? { playbook, playbookHash: playbooks[playbook], vars: pv.vars, tags: pv.tags, timeoutSeconds: pv.timeoutSeconds,
+        secretVars: secretVars.apply((s) => s?.[r.vm.name] ?? {}) } : undefined,
     });
     vms[r.vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
-      lastMigration: c.lastMigration });
+      lastMigration: c.lastMigration, ...(pv ? { provisioned: c.provisioned } : {}) });
   }
   return { vms };
 }

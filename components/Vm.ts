@@ -17,6 +17,12 @@ export interface VmArgs {
   readonly readiness: ReadinessSpec;
   /** Local directory for this stack's built ISOs. Default ".vm-infra/iso/<stack>" in the program directory. */
   readonly isoDir?: string;
+  /**
+   * In-guest provisioning (vms[].provision), resolved by index.ts: the playbook's absolute path and the hash of its
+   * files; secret vars arrive as a Pulumi secret.
+   */
+  readonly provision?: { playbook: string; playbookHash: string; vars: Record<string, unknown>; tags: string[]; timeoutSeconds: number;
+    secretVars: pulumi.Input<Record<string, unknown>> };
 }
 
 class Placement extends pulumi.dynamic.Resource {
@@ -39,6 +45,13 @@ class SeedIso extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     super(shim("providers/isoFile"), name, { path: undefined, instance: undefined, sha256: undefined, ...props }, typed(opts), "vm-infra", "SeedIso");
+  }
+}
+
+class Provision extends pulumi.dynamic.Resource {
+  declare readonly result: pulumi.Output<unknown>;
+  constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
+    super(shim("providers/provision"), name, { result: undefined, ...props }, typed({ ...opts, additionalSecretOutputs: ["secretVars"] }), "vm-infra", "Provision");
   }
 }
 
@@ -65,6 +78,8 @@ export class Vm extends pulumi.ComponentResource {
   readonly sshCommand: pulumi.Output<string>;
   /** The record of the last move (mode, from, to, duration, downtime, bytes, health, rollback), if any. */
   readonly lastMigration: pulumi.Output<unknown>;
+  /** The last successful provisioning run (playbook hash, counts, seconds), when the VM has `provision`. */
+  readonly provisioned: pulumi.Output<unknown>;
 
   constructor(name: string, args: VmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vm-infra:index:Vm", name, {}, opts);
@@ -128,6 +143,13 @@ export class Vm extends pulumi.ComponentResource {
       generation: pulumi.interpolate`${placement.hostName}/${placement.isoVolume}/${placement.uuid}/${placement.boots}/${vm.memoryMiB}/${vm.vcpus}`,
     }, { parent: this, dependsOn: [placement] });
 
+    const p = args.provision;
+    const provisioned = p && new Provision(`${name}-provision`, {
+      name: vm.name, hostName: placement.hostName, address: ready.address, status: ready.status, user: vm.user,
+      privateKeyPath: readiness.privateKeyPath, netns: host.guestNetns, playbook: p.playbook, playbookHash: p.playbookHash,
+      vars: p.vars, secretVars: pulumi.secret(p.secretVars), tags: p.tags, timeoutSeconds: p.timeoutSeconds,
+    }, { parent: this, dependsOn: [ready] });
+
     this.address = ready.address;
     this.status = ready.status;
     this.hostName = placement.hostName;
@@ -136,7 +158,8 @@ export class Vm extends pulumi.ComponentResource {
     const prefix = host.guestNetns ? `ip netns exec ${host.guestNetns} ` : "";
     this.sshCommand = pulumi.interpolate`${prefix}ssh -i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
     this.lastMigration = placement.lastMigration;
+    this.provisioned = provisioned ? provisioned.result : pulumi.output(undefined);
     this.registerOutputs({ address: this.address, status: this.status, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand,
-      lastMigration: this.lastMigration });
+      lastMigration: this.lastMigration, provisioned: this.provisioned });
   }
 }

@@ -1,7 +1,7 @@
 // The config's documentation, generated from its schema (config/schema.ts): the README's option tables and the
 // descriptions of Pulumi.yaml's config keys. scripts/configDocs.ts writes them; a unit test fails when they drift. Pure.
 import { z } from "zod";
-import { hostSchema, imageSchema, migrationSchema, readinessSchema, vmSchema } from "./schema";
+import { hostSchema, imageSchema, migrationSchema, provisionSchema, readinessSchema, vmSchema } from "./schema";
 
 type Meta = { type?: string; description?: string; default?: string };
 interface Row { key: string; type: string; default: string; description: string }
@@ -17,7 +17,7 @@ function row(key: string, field: z.ZodType): Row {
     const def = s._zod.def as { type: string; innerType?: z.ZodType; out?: z.ZodType; defaultValue?: unknown; entries?: Record<string, string> };
     if (def.type === "default") {
       const v = def.defaultValue;
-      dflt = typeof v === "object" && !Array.isArray(v) ? "see below" : JSON.stringify(v);
+      dflt = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0 ? "see below" : JSON.stringify(v);
       s = def.innerType!;
     } else if (def.type === "optional") { optional = true; s = def.innerType!; }
     else if (def.type === "pipe") s = def.out!;
@@ -43,6 +43,7 @@ export function optionTables(): string {
     table("`vm-infra:image`", imageSchema),
     table("`vm-infra:vms`: a list of VMs, each", vmSchema),
     table("`vms[].migration`", migrationSchema),
+    table("`vms[].provision` (`true` takes every default)", provisionSchema),
     table("`vm-infra:readiness`", readinessSchema),
   ].join("\n\n");
 }
@@ -59,5 +60,9 @@ export function pulumiConfig(): Record<string, unknown> {
       description: "SSH public keys for VMs that list none of their own (set with `pulumi config set --secret --path 'vm-infra:sshKeys[0]' ...`)",
     },
     "vm-infra:readiness": { type: "object", description: `{${keys(readinessSchema)}} (README: Configuration)` },
+    "vm-infra:provisionSecrets": {
+      type: "object", default: {},
+      description: "VM name -> {var: value}: secret vars for its playbook (set with `pulumi config set --secret --path 'vm-infra:provisionSecrets.web-1.db_password' ...`)",
+    },
   };
 }

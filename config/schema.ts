@@ -107,6 +107,17 @@ export const addressSchema = options({
   dns: z.array(z.string().refine(validIp, rule("not an IPv4 address"))).optional(),
 });
 
+export const DEFAULT_PLAYBOOK = "ansible/site.yml";
+export const provisionSchema = options({
+  playbook: matching(/^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._/-]+\.ya?ml$/, "a .yml/.yaml path inside the project (relative, no '..')", "path in the project")
+    .default(DEFAULT_PLAYBOOK).meta({ description: "The playbook, relative to the project." }),
+  vars: z.record(matching(/^[A-Za-z_][A-Za-z0-9_]*$/, "a variable name ([A-Za-z_][A-Za-z0-9_]*)"), z.json(),
+    { error: (iss) => (iss.code === "invalid_key" ? "a variable name ([A-Za-z_][A-Za-z0-9_]*)" : "a map of variable name -> value") })
+    .default({}).meta({ type: "map", description: "Extra vars (plain). Secret vars go in vm-infra:provisionSecrets.<vm> (a Pulumi secret)." }),
+  tags: z.array(matching(/^[A-Za-z0-9_-]{1,64}$/, "a tag of [A-Za-z0-9_-]"), rule("a list of tags")).default([]).meta({ type: "list of tags", description: "Run only the tasks with these tags." }),
+  timeoutSeconds: intIn(30, 86_400).default(1800).meta({ description: "Bound for the whole playbook run." }),
+});
+
 export const vmSchema = options({
   name: matching(NAME_RE, `must match ${NAME_RE.source} (lowercase letters, digits, '-'; at most 63)`).meta({ description: "The domain's name on its host; unique in the stack." }),
   host: z.string(rule("a host name from hosts is required")).meta({ type: "a key of hosts", description: "Host the VM runs on (a key of hosts); changing it moves the VM." }),
@@ -127,6 +138,8 @@ export const vmSchema = options({
     .meta({ type: '"dhcp" or {cidr, gateway?, dns?}', default: '"dhcp"', description: "A static IPv4 address (cidr like 192.168.100.50/24) written into the guest's network config, or DHCP." }),
   storage: z.enum(["local", "shared"], rule('"local" or "shared"')).default(VM_DEFAULTS.storage).meta({ description: "Disks in the host's own pool (local: moves copy them) or its sharedPool (shared)." }),
   migration: migrationSchema.default(() => migrationSchema.parse({})).meta({ type: "object", description: "How a change of host moves the VM: the options below." }),
+  provision: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), provisionSchema.optional())
+    .meta({ type: "true or {playbook, vars, tags, timeoutSeconds}", default: "none", description: "Run an Ansible playbook in the guest after readiness (see Provisioning)." }),
   adopt: matching(UUID_RE, "the UUID of the domain to adopt (virsh domuuid <name>)", "UUID").optional()
     .meta({ description: "Take over an existing vm-infra-made domain of this name (its UUID); without it such a domain is refused." }),
 });

@@ -1,12 +1,13 @@
 // What the benchmark scripts share: a command-line option, and a stack of this project driven through the CLI
 // with each command timed.
 import * as path from "node:path";
+import { parseArgs } from "node:util";
 import { run } from "../host/runner";
 
-/** `--name value` from the command line, or `fallback`. */
-export function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : fallback;
+/** `--name value` from the command line (node:util parseArgs; unknown options are refused), or `fallback`. */
+export function arg(name: string, fallback: string, known: readonly string[] = [name]): string {
+  const { values } = parseArgs({ options: Object.fromEntries(known.map((k) => [k.replace(/^--/, ""), { type: "string" as const }])), allowPositionals: false });
+  return values[name.replace(/^--/, "")] ?? fallback;
 }
 
 export function benchStack(stack: string) {

@@ -9,7 +9,7 @@ import { HOSTS, uri } from "../../lab/layout";
 import { specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { KEY_PATH, ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
-import { outputs, previewSteps, pulumi, up, urnName } from "../support/pulumiCli";
+import { outputs, previewSteps, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { inventory } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -21,14 +21,15 @@ let publicKey: string;
 
 type VmOut = { address: string; host: string; mac: string; instanceId: string; ssh: string };
 const vmsOf = async () => (await outputs(h)).vms as Record<string, VmOut>;
-const vmConfig = (memA: number, extra?: string) => [
+const vmConfig = (memA: number, extra?: string, provision?: Record<string, unknown>) => [
   { name: "e2e-a", host: "hv-a", memoryMiB: memA, diskGiB: 4, user: "ops", ...(extra ? { extraUserData: extra } : {}) },
-  { name: "e2e-b", host: "hv-b", memoryMiB: 768, diskGiB: 4, user: "ops" },
+  { name: "e2e-b", host: "hv-b", memoryMiB: 768, diskGiB: 4, user: "ops", ...(provision ? { provision } : {}) },
 ];
 const ssh = (vm: VmOut, hostNs: string, cmd: string[]) =>
   sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, netns: hostNs }, cmd, 60_000);
 
 let before: string[];
+const virshB = () => new Virsh(uri(HOSTS[1]));
 
 beforeAll(async () => {
   ({ image, publicKey } = await ensureLab());
@@ -106,6 +107,77 @@ test("user-data change: a new ISO is attached, the disk is the same", async () =
   expect(isoAfter).not.toEqual(isoBefore);
   const vms = await vmsOf();
   expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
+});
+
+// ------------------------------------------------------------------------- provisioning (issue 13), on e2e-b
+// The default playbook (ansible/site.yml) on the real guest: rescue on a package failure (logged, the config restored
+// byte for byte, the up fails naming the task), always on failure and success, fix and re-run, idempotence, an
+// unreachable guest. One VM, four playbook runs.
+const SECRET = "pw-Zq7-never-in-state";
+const GOOD = "listen=8080\nworkers=2\n";
+const provisionWith = async (vars: Record<string, unknown>) => {
+  await writeLabStack(root, h.stack, vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n", { vars }), image, publicKey);
+  await pulumi(h, ["config", "set", "--secret", "--path", "vm-infra:provisionSecrets.e2e-b.app_secret", "--", SECRET]);
+};
+const onB = async (line: string) => (await ssh((await vmsOf())["e2e-b"], "vmi-hv-b", [line])).stdout;
+const provisionState = async () => {
+  const { stdout } = await pulumi(h, ["stack", "export"]);
+  const r = (JSON.parse(stdout).deployment.resources as { urn: string; outputs: Record<string, unknown> }[]).find((x) => urnName(x.urn) === "e2e-b-provision");
+  return { exported: stdout, outputs: r?.outputs };
+};
+
+test("provisioning: a package that does not exist fails the up naming the task; the rescue logs FAILED, restores the config byte for byte, always runs", async () => {
+  await onB("sudo mkdir -p /etc/vm-infra && printf 'listen=80\\n# before\\n' | sudo tee /etc/vm-infra/app.conf >/dev/null");
+  const before = await onB("sha256sum /etc/vm-infra/app.conf");
+  await provisionWith({ app_config: GOOD, packages: ["nosuch-vm-infra-pkg"] });
+  const text = await upExpectingFailure(h);
+  expect(text).toContain('e2e-b on hv-b (');
+  expect(text).toContain('provisioning failed at task "install packages": non-zero return code: E: Unable to locate package nosuch-vm-infra-pkg; the rescue ran');
+  expect(text).not.toContain(SECRET);
+  const log = (await onB("sudo cat /var/log/vm-infra/provisioning.log")).trim().split("\n");
+  expect(log.map((l) => l.replace(/^\S+ /, ""))).toEqual(["FAILED install packages: non-zero return code E: Unable to locate package nosuch-vm-infra-pkg", "END failed"]);
+  expect(await onB("sha256sum /etc/vm-infra/app.conf")).toBe(before); // restored byte for byte
+  expect((await provisionState()).outputs).toBeUndefined(); // not recorded as provisioned
+});
+
+test("provisioning: after the vars are fixed the next up runs the playbook again and records it; always logs the success; the secret reaches the guest only", async () => {
+  await provisionWith({ app_config: GOOD, packages: [] });
+  const steps = await previewSteps(h);
+  expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${urnName(s.urn)}`)).toEqual(["create e2e-b-provision"]);
+  const r = await up(h);
+  expect(r.stdout).not.toContain(SECRET);
+  const { exported, outputs: o } = await provisionState();
+  expect(exported).not.toContain(SECRET);
+  const result = o?.result as Record<string, unknown>;
+  expect([result.outcome, result.failed, result.rescued, result.changed]).toEqual(["ok", 0, 0, 1]);
+  expect(((await vmsOf())["e2e-b"] as unknown as { provisioned: { outcome: string } }).provisioned.outcome).toBe("ok");
+  expect(await onB("cat /etc/vm-infra/app.conf")).toBe("listen=8080\nworkers=2\n");
+  expect(await onB("sudo cat /etc/vm-infra/app.secret")).toBe(SECRET);
+  expect((await onB("sudo tail -n 1 /var/log/vm-infra/provisioning.log")).trim()).toMatch(/ END ok$/);
+});
+
+test("provisioning: idempotent: a run with nothing to change reports changed=0, and up then shows no change", async () => {
+  await provisionWith({ app_config: GOOD, packages: [], note: "a var the playbook does not use" });
+  const steps = await previewSteps(h);
+  const step = steps.find((s) => urnName(s.urn) === "e2e-b-provision");
+  expect([step?.op, step?.diffReasons]).toEqual(["update", ["vars"]]); // the preview says why it will run
+  await up(h);
+  const result = (await provisionState()).outputs?.result as Record<string, unknown>;
+  expect([result.outcome, result.changed]).toEqual(["ok", 0]);
+  await up(h, ["--expect-no-changes"]);
+});
+
+test("provisioning: an unreachable guest (sshd stopped) fails within a bound with a clear error; the VM is kept", async () => {
+  // sshd comes back by itself after 100 s (a transient unit), so the shared VM is usable again
+  await onB("sudo systemd-run --quiet --on-active=100 systemctl start ssh.service && sudo systemd-run --quiet --on-active=2 systemctl stop ssh.service");
+  await new Promise((r) => setTimeout(r, 5000));
+  await provisionWith({ app_config: GOOD, packages: [], note: "changed again" });
+  const t0 = Date.now();
+  const text = await upExpectingFailure(h);
+  const seconds = (Date.now() - t0) / 1000;
+  expect(text).toMatch(/e2e-b on hv-b \(\d+\.\d+\.\d+\.\d+\): provisioning could not reach the guest over SSH from vmi-hv-b: .*; nothing ran\. The VM is kept/);
+  process.stdout.write(`provisioning against a guest without sshd failed after ${seconds.toFixed(0)} s\n`);
+  expect(await virshB().domainState("e2e-b")).toBe("running");
 });
 
 test("destroy: no domain or volume is left on any host", async () => {

@@ -63,7 +63,7 @@ test.each([
   ["bad package", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { packages: ["vim; reboot"] }), ["vms[0] (\"web-1\").packages[0]: is not a Debian package name"]],
   ["bad user", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { user: "root;id" }), ["vms[0] (\"web-1\").user: must match ^[a-z_][a-z0-9_-]{0,31}$"]],
   ["bad URI", (r: ReturnType<typeof base>) => (r.hosts["hv-a"].uri = "-c /etc/passwd"), ["hosts.\"hv-a\".uri: a libvirt URI like qemu+ssh://root@hv1/system, qemu:///system or qemu+unix:///system?socket=/path"]],
-  ["typo in a VM option", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { memoryMib: 2048 }), ['vms[0] ("web-1").memoryMib: unknown option (known: name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration, adopt)']],
+  ["typo in a VM option", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { memoryMib: 2048 }), ['vms[0] ("web-1").memoryMib: unknown option (known: name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration, provision, adopt)']],
   ["bad pool", (r: ReturnType<typeof base>) => Object.assign(r.hosts["hv-a"], { pool: "../x" }), ["hosts.\"hv-a\".pool: not a valid libvirt object name"]],
   ["bad domain type", (r: ReturnType<typeof base>) => Object.assign(r.hosts["hv-a"], { domainType: "xen" }), ["hosts.\"hv-a\".domainType: must be \"kvm\" or \"qemu\""]],
   ["missing image", (r: ReturnType<typeof base>) => (r.image = undefined as never), ["image: {volume, source?, sha256?} is required"]],

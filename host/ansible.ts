@@ -1,0 +1,105 @@
+// ansible-playbook through the runner: argv only; the inventory (written by the YAML library) and the vars (JSON,
+// secrets included) go to ansible as private files, never argv; the result comes from the project's own callback
+// (ansible/callback_plugins/vm_infra_result.py) as JSON, not from parsing screen output.
+import { readFile, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { CommandError, run, Runner } from "./runner";
+import { withPrivateDir } from "./tempFiles";
+
+export interface PlaybookRun {
+  /** The inventory's one host: the VM's name. */
+  name: string;
+  address: string;
+  user: string;
+  privateKeyPath: string;
+  /** Run ansible inside this network namespace (the lab's guests live there). */
+  netns?: string;
+  /** Absolute path of the playbook. */
+  playbook: string;
+  vars: Record<string, unknown>;
+  tags: string[];
+  /** Bound for the whole run. */
+  timeoutMs: number;
+  /** The project: its ansible/ansible.cfg and callback plugin are used, never a config from the working directory. */
+  projectDir: string;
+}
+
+export interface PlaybookFailure { task: string; host: string; message: string; unreachable: boolean }
+export interface PlaybookResult {
+  outcome: "ok" | "failed" | "unreachable";
+  ok: number;
+  changed: number;
+  failed: number;
+  unreachable: number;
+  rescued: number;
+  skipped: number;
+  /** Failed tasks, in order (a rescued one included), and an unreachable host. */
+  failures: PlaybookFailure[];
+  exitCode: number;
+}
+
+/** The inventory: one host, reached as readiness reaches it (same key, same user; host-key policy as sshArgv's). */
+export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" | "privateKeyPath">): string {
+  return YAML.stringify({
+    all: {
+      hosts: {
+        [r.name]: {
+          ansible_host: r.address,
+          ansible_user: r.user,
+          ansible_ssh_private_key_file: r.privateKeyPath,
+          ansible_ssh_common_args: "-o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10",
+          ansible_python_interpreter: "/usr/bin/python3",
+        },
+      },
+    },
+  }, { lineWidth: 0 });
+}
+
+export function playbookArgv(r: Pick<PlaybookRun, "netns" | "playbook" | "tags">, files: { inventory: string; vars: string }): string[] {
+  const argv = ["ansible-playbook", "-i", files.inventory, "--extra-vars", `@${files.vars}`, ...(r.tags.length ? ["--tags", r.tags.join(",")] : []), "--", r.playbook];
+  return r.netns ? ["ip", "netns", "exec", r.netns, ...argv] : argv;
+}
+
+/** The environment of a run: no prompts, no colour, no retry files, our callback enabled, a bounded connection. */
+export function playbookEnv(resultFile: string, projectDir: string): Record<string, string> {
+  return {
+    ANSIBLE_CONFIG: path.join(projectDir, "ansible", "ansible.cfg"),
+    ANSIBLE_CALLBACK_PLUGINS: path.join(projectDir, "ansible", "callback_plugins"),
+    ANSIBLE_CALLBACKS_ENABLED: "vm_infra_result",
+    VM_INFRA_RESULT_FILE: resultFile,
+    ANSIBLE_NOCOLOR: "1",
+    ANSIBLE_RETRY_FILES_ENABLED: "0",
+    ANSIBLE_HOST_KEY_CHECKING: "False",
+    ANSIBLE_TIMEOUT: "15",
+  };
+}
+
+/** The callback's JSON -> counts and failures for one host. */
+export function parseResult(json: string, host: string, exitCode: number): PlaybookResult {
+  const r = JSON.parse(json) as { hosts: Record<string, Record<string, number>>; failures: PlaybookFailure[] };
+  const s = r.hosts[host] ?? {};
+  const failures = r.failures.filter((f) => f.host === host);
+  const unreachable = s.unreachable ?? 0;
+  return {
+    outcome: unreachable > 0 ? "unreachable" : exitCode === 0 && (s.failures ?? 0) === 0 ? "ok" : "failed",
+    ok: s.ok ?? 0, changed: s.changed ?? 0, failed: s.failures ?? 0, unreachable, rescued: s.rescued ?? 0, skipped: s.skipped ?? 0,
+    failures, exitCode,
+  };
+}
+
+/** Runs the playbook against one host; resolves with its result whether it passed or failed. */
+export async function runPlaybook(r: PlaybookRun, runner: Runner = run): Promise<PlaybookResult> {
+  return withPrivateDir(async (dir) => {
+    const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json") };
+    await writeFile(files.inventory, inventoryYaml(r), { mode: 0o600 });
+    await writeFile(files.vars, JSON.stringify(r.vars), { mode: 0o600 });
+    const [file, ...args] = playbookArgv(r, files);
+    // 2: a task failed; 4: a host was unreachable (ansible-playbook's exit codes)
+    const done = await runner(file, args, { timeoutMs: r.timeoutMs, env: playbookEnv(files.result, r.projectDir), okCodes: [0, 2, 4] });
+    const json = await readFile(files.result, "utf8").catch(() => {
+      throw new CommandError([file, ...args], done.exitCode, null, false, "ansible-playbook wrote no result (was the callback found?)", "");
+    });
+    return parseResult(json, r.name, done.exitCode);
+  });
+}
