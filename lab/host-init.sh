@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Runs inside a lab host's fresh mount+UTS namespace (lab/hosts.ts starts it through unshare). A constant script:
 # every value arrives as a positional argument. Gives libvirtd private /etc/libvirt, /var/lib/libvirt, /var/log/libvirt,
 # /var/cache/libvirt and /run/libvirt, then daemonizes it (the daemon keeps the namespaces alive).

@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import * as path from "node:path";
 import { run } from "../host/runner";
-import { poll } from "../host/poll";
+import { poll, PollTimeout } from "../host/poll";
 import { Virsh, lines } from "../host/virsh";
 import { GUEST_NET, HOSTS, LabHost, MIG_NET, PROJECT_ROOT, SHARED_DIR, runDir, socketPath, stateDir, uri } from "./layout";
 
@@ -148,18 +148,22 @@ export async function labDown(): Promise<void> {
     if (pid) process.kill(pid, "SIGTERM");
     if (present.includes(h.netns)) {
       // every process still in the namespace (dnsmasq, qemu, a stuck libvirtd) ends, by PID
-      for (let i = 0; i < 50; i++) {
+      let round = 0;
+      await poll(async () => {
         const pids = lines((await ip(["netns", "pids", h.netns])).stdout).map(Number);
-        if (pids.length === 0) break;
+        if (pids.length === 0) return { value: true };
+        const signal = round++ < 20 ? "SIGTERM" : "SIGKILL"; // 4 s to end cleanly, then killed
         for (const p of pids) {
           try {
-            process.kill(p, i < 20 ? "SIGTERM" : "SIGKILL");
+            process.kill(p, signal);
           } catch {
             /* gone */
           }
         }
-        await sleep(200);
-      }
+        return { retry: `${pids.length} process(es) left` };
+      }, { timeoutMs: 10_000, intervalMs: 200, what: `lab: ${h.name}: every process in ${h.netns} ended` }).catch((e) => {
+        if (!(e instanceof PollTimeout)) throw e; // the namespace goes anyway; `lab down --check` reports what is left
+      });
       await ip(["netns", "del", h.netns]); // takes its veths and bridge with it
     }
     await rm(runDir(h), { recursive: true, force: true });
@@ -223,4 +227,3 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   await poll(async () => ((await check()) ? { value: true } : undefined), { timeoutMs, intervalMs: 200, what: `lab: ${what}` });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

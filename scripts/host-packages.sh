@@ -28,7 +28,7 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list.d/ /etc/apt/sources.li
 fi
 apt-get update -qq
 # no daemons may start at install time (no systemd here, and no libvirt network may run in the root namespace)
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+printf '#!/usr/bin/env bash\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
 trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports "${BPO_PKGS[@]}" >/dev/null
