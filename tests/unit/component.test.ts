@@ -78,3 +78,23 @@ test("a Vm registers the seed ISO, the placement unit and readiness, wired in th
     name: "web-1", uri: "qemu+unix:///system?socket=/run/a", mac: vm.mac, user: "debian", privateKeyPath: "/keys/id", netns: "ns-a", staticAddress: undefined,
     timeoutSeconds: 600, powerState: "running", generation: "hv-a/web-1-cidata-x.iso/u-1/1/2048/1" });
 });
+
+test("a Vm with provision registers the playbook run after readiness, its secret vars as a Pulumi secret", async () => {
+  registered.length = 0;
+  const { BaseImage } = await import("../../components/BaseImage");
+  const { Vm } = await import("../../components/Vm");
+  const base = new BaseImage("base-hv-a-2", { host: spec.hosts["hv-a"], image: spec.image });
+  const c = new Vm("web-1", {
+    resolved: resolve(spec)[0], image: spec.image, baseImage: base, readiness: spec.readiness, isoDir: "/iso",
+    provision: { playbook: "/p/ansible/site.yml", playbookHash: "h1", vars: { app_config: "x" }, tags: ["web"], timeoutSeconds: 600, secretVars: { app_secret: "s3cret" } },
+  });
+  await out(c.provisioned);
+  const p = registered.find((r) => r.name === "web-1-provision");
+  const secret = (value: unknown) => ({ [specialSigKey]: specialSecretSig, value });
+  expect(p?.type).toBe("pulumi-nodejs:dynamic/vm-infra:Provision");
+  expect(p?.inputs).toEqual({
+    __provider: p?.inputs.__provider, result: undefined, name: "web-1", hostName: "hv-a", address: "192.168.100.50", status: undefined, user: "debian",
+    privateKeyPath: "/keys/id", netns: "ns-a", playbook: "/p/ansible/site.yml", playbookHash: "h1", vars: { app_config: "x" },
+    secretVars: secret({ app_secret: "s3cret" }), tags: ["web"], timeoutSeconds: 600,
+  });
+});
