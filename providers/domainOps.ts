@@ -32,4 +32,3 @@ export async function undefineDomain(v: Virsh, name: string): Promise<void> {
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,7 @@ import { run } from "../../host/runner";
 import { withPrivateDir } from "../../host/tempFiles";
 import { Virsh } from "../../host/virsh";
 import { completionTimeoutMs, mib, parseJobInfo } from "../../libvirt/migration";
-import { sleep } from "../domainOps";
+import { poll, PollTimeout } from "../../host/poll";
 import { volBytes } from "./preChecks";
 import { Log, MoveRequest, StepError, msg, shapeOf } from "./types";
 
@@ -46,10 +46,11 @@ export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: 
   let lastLog = 0;
   let downtimeSet = false;
   let abortReason: string | undefined;
-  while (!done) {
-    await sleep(pollMs);
-    if (done) break;
+  // the one wait loop (host/poll.ts): until the job ends, or its own progress and completion rules abort it
+  await poll(async () => {
+    if (done) return { value: true };
     const info = await src.exec(["domjobinfo", "--", r.name], 10_000).then(parseJobInfo).catch(() => undefined);
+    if (done) return { value: true };
     if (info?.active) {
       if (!downtimeSet && m.mode === "live") {
         downtimeSet = true;
@@ -67,14 +68,15 @@ export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: 
       }
     }
     const now = Date.now();
-    if (!abortReason && now - bestAt > m.progressTimeoutSeconds * 1000) abortReason = `no progress for ${m.progressTimeoutSeconds} s`;
-    if (!abortReason && now - t0 > deadline) abortReason = `not complete within ${Math.round(deadline / 1000)} s (${m.completionSecondsPerGiB} s per GiB)`;
-    if (abortReason) {
-      log(`${r.name}: aborting the migration: ${abortReason}`);
-      await src.exec(["domjobabort", "--", r.name], 30_000).catch(() => undefined);
-      break;
-    }
-  }
+    if (now - bestAt > m.progressTimeoutSeconds * 1000) abortReason = `no progress for ${m.progressTimeoutSeconds} s`;
+    else if (now - t0 > deadline) abortReason = `not complete within ${Math.round(deadline / 1000)} s (${m.completionSecondsPerGiB} s per GiB)`;
+    if (!abortReason) return { retry: "job running" };
+    log(`${r.name}: aborting the migration: ${abortReason}`);
+    await src.exec(["domjobabort", "--", r.name], 30_000).catch(() => undefined);
+    return { value: false };
+  }, { timeoutMs: deadline + 60_000, intervalMs: pollMs, what: `${r.name}: migration job` }).catch((e) => {
+    if (!(e instanceof PollTimeout)) throw e; // virsh migrate itself times out at the same bound: its error follows
+  });
   await job;
   if (abortReason) throw new StepError("transfer", `aborted: ${abortReason}`);
   if (failure) throw new StepError("transfer", msg(failure));
