@@ -26,14 +26,16 @@ class CallbackModule(CallbackBase):
 
     def _record(self, result, unreachable):
         r = result._result
-        message = r.get("msg") or ""
-        stderr = r.get("stderr") or ""
-        if stderr and not r.get("_ansible_no_log"):
-            message = (message + ": " + stderr).strip(": ")
+        # a loop's result carries its items: what each failed item printed says more than "One or more items failed"
+        failed = [i for i in r.get("results", []) if isinstance(i, dict) and i.get("failed")] or [r]
+        if r.get("_ansible_no_log"):
+            message = r.get("msg") or "(output hidden: no_log)"
+        else:
+            message = "; ".join(str(i.get("stderr") or i.get("msg") or "").strip() for i in failed)
         self.failures.append({
             "task": result._task.get_name(),
             "host": result._host.get_name(),
-            "message": str(message)[:1000],
+            "message": message[:1000],
             "unreachable": unreachable,
         })
 
