@@ -61,9 +61,15 @@ export function playbookArgv(r: Pick<PlaybookRun, "netns" | "playbook" | "tags">
   return r.netns ? ["ip", "netns", "exec", r.netns, ...argv] : argv;
 }
 
-/** The environment of a run: no prompts, no colour, no retry files, our callback enabled, a bounded connection. */
-export function playbookEnv(resultFile: string, projectDir: string): Record<string, string> {
+/**
+ * The environment of a run: no prompts, no colour, no retry files, our callback enabled, a bounded connection, and
+ * SSH connection sharing only within this run (its control sockets in the run's private directory): a connection
+ * kept from an earlier run would reach a guest whose sshd is gone, or an address that now is another machine.
+ */
+export function playbookEnv(resultFile: string, projectDir: string, controlDir: string): Record<string, string> {
   return {
+    ANSIBLE_SSH_ARGS: "-o ControlMaster=auto -o ControlPersist=5s",
+    ANSIBLE_SSH_CONTROL_PATH_DIR: controlDir,
     ANSIBLE_CONFIG: path.join(projectDir, "ansible", "ansible.cfg"),
     ANSIBLE_CALLBACK_PLUGINS: path.join(projectDir, "ansible", "callback_plugins"),
     ANSIBLE_CALLBACKS_ENABLED: "vm_infra_result",
@@ -91,12 +97,12 @@ export function parseResult(json: string, host: string, exitCode: number): Playb
 /** Runs the playbook against one host; resolves with its result whether it passed or failed. */
 export async function runPlaybook(r: PlaybookRun, runner: Runner = run): Promise<PlaybookResult> {
   return withPrivateDir(async (dir) => {
-    const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json") };
+    const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json"), cp: path.join(dir, "cp") };
     await writeFile(files.inventory, inventoryYaml(r), { mode: 0o600 });
     await writeFile(files.vars, JSON.stringify(r.vars), { mode: 0o600 });
     const [file, ...args] = playbookArgv(r, files);
     // 2: a task failed; 4: a host was unreachable (ansible-playbook's exit codes)
-    const done = await runner(file, args, { timeoutMs: r.timeoutMs, env: playbookEnv(files.result, r.projectDir), okCodes: [0, 2, 4] });
+    const done = await runner(file, args, { timeoutMs: r.timeoutMs, env: playbookEnv(files.result, r.projectDir, files.cp), okCodes: [0, 2, 4] });
     const json = await readFile(files.result, "utf8").catch(() => {
       throw new CommandError([file, ...args], done.exitCode, null, false, "ansible-playbook wrote no result (was the callback found?)", "");
     });

@@ -19,8 +19,8 @@ test("argv: vars only as a file, tags joined, the playbook after --, inside the 
   expect(playbookArgv({ netns: "vmi-hv-a", playbook: "/p/ansible/site.yml", tags: ["config", "pkgs"] }, { inventory: "/t/inv.yml", vars: "/t/vars.json" })).toEqual([
     "ip", "netns", "exec", "vmi-hv-a", "ansible-playbook", "-i", "/t/inv.yml", "--extra-vars", "@/t/vars.json", "--tags", "config,pkgs", "--", "/p/ansible/site.yml"]);
   expect(playbookArgv({ playbook: "/p/site.yml", tags: [] }, { inventory: "/i", vars: "/v" })).toEqual(["ansible-playbook", "-i", "/i", "--extra-vars", "@/v", "--", "/p/site.yml"]);
-  expect(playbookEnv("/t/result.json", "/p")).toEqual({
-    ANSIBLE_CONFIG: "/p/ansible/ansible.cfg", ANSIBLE_CALLBACK_PLUGINS: "/p/ansible/callback_plugins", ANSIBLE_CALLBACKS_ENABLED: "vm_infra_result",
+  expect(playbookEnv("/t/result.json", "/p", "/t/cp")).toEqual({
+    ANSIBLE_SSH_ARGS: "-o ControlMaster=auto -o ControlPersist=5s", ANSIBLE_SSH_CONTROL_PATH_DIR: "/t/cp", ANSIBLE_CONFIG: "/p/ansible/ansible.cfg", ANSIBLE_CALLBACK_PLUGINS: "/p/ansible/callback_plugins", ANSIBLE_CALLBACKS_ENABLED: "vm_infra_result",
     VM_INFRA_RESULT_FILE: "/t/result.json", ANSIBLE_NOCOLOR: "1", ANSIBLE_RETRY_FILES_ENABLED: "0", ANSIBLE_HOST_KEY_CHECKING: "False", ANSIBLE_TIMEOUT: "15",
   });
 });
