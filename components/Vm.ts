@@ -145,7 +145,7 @@ export class Vm extends pulumi.ComponentResource {
 
     const p = args.provision;
     const provisioned = p && new Provision(`${name}-provision`, {
-      name: vm.name, hostName: placement.hostName, address: ready.address, status: ready.status, user: vm.user,
+      name: vm.name, hostName: placement.hostName, vmId: placement.uuid, address: ready.address, status: ready.status, user: vm.user,
       privateKeyPath: readiness.privateKeyPath, netns: host.guestNetns, playbook: p.playbook, playbookHash: p.playbookHash,
       vars: p.vars, secretVars: pulumi.secret(p.secretVars), tags: p.tags, timeoutSeconds: p.timeoutSeconds,
     }, { parent: this, dependsOn: [ready] });

@@ -12,6 +12,8 @@ import { say } from "./say";
 export interface ProvisionInputs {
   name: string;
   hostName: string;
+  /** The domain's UUID: a replaced VM (a new disk) is a new guest and is provisioned again; a move keeps it. */
+  vmId: string;
   /** From readiness: the guest's address and whether it is running ("ready"). */
   address: string;
   status: string;
@@ -43,8 +45,11 @@ export interface ProvisionOutputs extends ProvisionInputs {
   result: ProvisionResult;
 }
 
-/** What makes provisioning run again; nothing else does (an address or host change is a move, not a new playbook). */
-export const TRIGGERS = ["playbook", "playbookHash", "vars", "secretVars", "tags"] as const;
+/**
+ * What makes provisioning run again: another guest (a replaced VM), or another playbook, vars or tags. Nothing else
+ * does: a host or address change is a move (same disk, same UUID), not a new guest.
+ */
+export const TRIGGERS = ["vmId", "playbook", "playbookHash", "vars", "secretVars", "tags"] as const;
 
 export function triggered(olds: Partial<ProvisionInputs>, news: ProvisionInputs): string[] {
   return TRIGGERS.filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));

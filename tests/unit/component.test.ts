@@ -93,7 +93,7 @@ test("a Vm with provision registers the playbook run after readiness, its secret
   const secret = (value: unknown) => ({ [specialSigKey]: specialSecretSig, value });
   expect(p?.type).toBe("pulumi-nodejs:dynamic/vm-infra:Provision");
   expect(p?.inputs).toEqual({
-    __provider: p?.inputs.__provider, result: undefined, name: "web-1", hostName: "hv-a", address: "192.168.100.50", status: undefined, user: "debian",
+    __provider: p?.inputs.__provider, result: undefined, name: "web-1", hostName: "hv-a", vmId: "u-1", address: "192.168.100.50", status: undefined, user: "debian",
     privateKeyPath: "/keys/id", netns: "ns-a", playbook: "/p/ansible/site.yml", playbookHash: "h1", vars: { app_config: "x" },
     secretVars: secret({ app_secret: "s3cret" }), tags: ["web"], timeoutSeconds: 600,
   });

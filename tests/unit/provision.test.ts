@@ -38,11 +38,12 @@ test("the callback's JSON reads as counts and failures: ok, failed after a rescu
 });
 
 const inputs = (o: Partial<ProvisionInputs> = {}): ProvisionInputs => ({
-  name: "web-1", hostName: "hv-a", address: "192.168.100.5", status: "ready", user: "ops", privateKeyPath: "/k", netns: "vmi-hv-a",
+  name: "web-1", hostName: "hv-a", vmId: "u-1", address: "192.168.100.5", status: "ready", user: "ops", privateKeyPath: "/k", netns: "vmi-hv-a",
   playbook: "/p/ansible/site.yml", playbookHash: "h1", vars: { packages: [] }, secretVars: { db_password: "s3cret-pw" }, tags: [], timeoutSeconds: 1800, ...o,
 });
 
-test("re-run triggers: the playbook's files, vars, secret vars and tags; never the host or address (a move)", () => {
+test("re-run triggers: a replaced VM, the playbook's files, vars, secret vars and tags; never the host or address (a move)", () => {
+  expect(triggered(inputs(), inputs({ vmId: "u-2" }))).toEqual(["vmId"]);
   expect(triggered(inputs(), inputs({ hostName: "hv-b", address: "192.168.100.9", status: "ready" }))).toEqual([]);
   expect(triggered(inputs(), inputs({ playbookHash: "h2" }))).toEqual(["playbookHash"]);
   expect(triggered(inputs(), inputs({ vars: { packages: ["nginx"] }, tags: ["x"] }))).toEqual(["vars", "tags"]);
