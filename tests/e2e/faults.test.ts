@@ -113,12 +113,12 @@ test("a lab host's libvirtd killed and brought back keeps its running guest: the
 
 const figures: string[] = [];
 let floorS = 0;
+/** The results table, written after every case (a long run that is stopped keeps what it measured) and printed at the end. */
+const table = () => `fault matrix: fault | phase | mode | first up | after recovery | s from the fault to one verified running copy and a true state\n` +
+  `floor (same run): a clean live move and its up took ${floorS.toFixed(0)} s\n${figures.join("\n")}\n`;
+const saveTable = () => writeFileSync(path.join(root, ".vm-infra", `fault-matrix-${pick === "full" || pick === "rest" ? pick : pick ? "picked" : "slice"}.txt`), table());
 afterAll(() => {
-  if (!figures.length) return;
-  const table = `fault matrix: fault | phase | mode | first up | after recovery | s from the fault to one verified running copy and a true state\n` +
-    `floor (same run): a clean live move and its up took ${floorS.toFixed(0)} s\n${figures.join("\n")}\n`;
-  process.stdout.write(`\n${table}`);
-  writeFileSync(path.join(root, ".vm-infra", `fault-matrix-${pick === "full" || pick === "rest" ? pick : pick ? "picked" : "slice"}.txt`), table);
+  if (figures.length) process.stdout.write(`\n${table()}`);
 });
 
 test("floor: a clean live move, for the figures' comparison", async () => {
@@ -200,4 +200,5 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   await up(h, ["--expect-no-changes"]);
   at = to;
   figures.push(`${c.fault} | ${c.phase} | ${c.mode} | ${firstOutcome} | moved to ${to} | ${converged.toFixed(0)}`);
+  saveTable();
 });
