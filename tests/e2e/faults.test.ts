@@ -120,6 +120,14 @@ const saveTable = () => writeFileSync(path.join(root, ".vm-infra", `fault-matrix
 afterAll(() => {
   if (figures.length) process.stdout.write(`\n${table()}`);
 });
+let current: Case | undefined;
+afterEach(() => { // a case whose invariant failed is in the table too, marked
+  if (current && !figures.some((f) => f.startsWith(`${current!.fault} | ${current!.phase} | ${current!.mode} |`))) {
+    figures.push(`${current.fault} | ${current.phase} | ${current.mode} | - | INVARIANT NOT MET (the test's error says which) | -`);
+    saveTable();
+  }
+  current = undefined;
+});
 
 test("floor: a clean live move, for the figures' comparison", async () => {
   const t0 = Date.now();
@@ -133,6 +141,7 @@ test("floor: a clean live move, for the figures' comparison", async () => {
 let n = 0;
 test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes kept", async (c) => {
   n++;
+  current = c;
   // start from where the VM really runs (a case that failed half-way leaves it wherever it is)
   const runningOn = Object.entries(await copiesOf(VM)).find(([, x]) => x !== "silent" && x.state === "running")?.[0];
   const from = runningOn ?? at;
