@@ -1,6 +1,6 @@
 // The VM component on the real engine and the real lab: two VMs (one per host) come up and accept SSH + sudo;
-// up again changes nothing; a memory change updates in place; a user-data change replaces the ISO and keeps the
-// disk; the state holds no plaintext key; destroy leaves no domain or volume behind on any host.
+// up again changes nothing; a memory and user-data change updates in place with a new ISO and keeps the disk; the
+// state holds no plaintext key; provisioning (issue 13) on e2e-b; destroy leaves no domain or volume behind.
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { sshRun } from "../../host/ssh";
@@ -75,38 +75,27 @@ test("the state holds no plaintext SSH key", async () => {
   expect(stdout).toContain(specialSigKey); // Pulumi's secret signature: secrets are there, encrypted
 });
 
-test("memory change: updated in place, same disk", async () => {
+// one up, one restart: a memory change (redefine in place) and a user-data change (a new seed ISO) together
+test("memory and user-data change: updated in place with a new ISO attached, the disk is the same", async () => {
   const vms = await vmsOf();
   // ssh joins remote argv into one line for the guest's shell: pass one constant line, not an argv to re-split
   await ssh(vms["e2e-a"], "vmi-hv-a", ["echo kept > /home/ops/marker && sync"]);
   expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
-  await writeLabStack(root, h.stack, vmConfig(1280), image, publicKey);
-  const steps = await previewSteps(h);
-  const placement = steps.find((s) => urnName(s.urn) === "e2e-a-placement");
-  expect(placement?.op).toBe("update");
-  expect(steps.some((s) => s.op === "replace" || s.op === "create-replacement")).toBe(false);
-  await up(h);
-  const v = new Virsh(uri(HOSTS[0]));
-  expect(await v.exec(["dominfo", "e2e-a"])).toMatch(/Max memory:\s+1310720 KiB/);
-  const after = await vmsOf();
-  expect((await ssh(after["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
-});
-
-test("user-data change: a new ISO is attached, the disk is the same", async () => {
   const v = new Virsh(uri(HOSTS[0]));
   const isSeed = (n: string) => /^e2e-a-[0-9a-f]{8}-cidata-[0-9a-f]{12}\.iso$/.test(n);
   const isoBefore = (await v.listVolumes("default")).filter(isSeed);
   await writeLabStack(root, h.stack, vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n"), image, publicKey);
   const steps = await previewSteps(h);
-  expect(steps.find((s) => urnName(s.urn) === "e2e-a-placement")?.op).toBe("update");
-  expect(steps.find((s) => urnName(s.urn) === "e2e-a-cidata")?.op).toBe("replace");
+  expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${urnName(s.urn)}`).sort()).toEqual([
+    "replace e2e-a-cidata", "update e2e-a-placement", "update e2e-a-ready"]);
   await up(h);
+  expect(await v.exec(["dominfo", "e2e-a"])).toMatch(/Max memory:\s+1310720 KiB/);
   const isoAfter = (await v.listVolumes("default")).filter(isSeed);
   expect(isoBefore).toHaveLength(1);
   expect(isoAfter).toHaveLength(1);
   expect(isoAfter).not.toEqual(isoBefore);
-  const vms = await vmsOf();
-  expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
+  const after = await vmsOf();
+  expect((await ssh(after["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
 });
 
 // ------------------------------------------------------------------------- provisioning (issue 13), on e2e-b
@@ -158,9 +147,7 @@ test("provisioning: after the vars are fixed the next up runs the playbook again
 
 test("provisioning: idempotent: a run with nothing to change reports changed=0, and up then shows no change", async () => {
   await provisionWith({ app_config: GOOD, packages: [], note: "a var the playbook does not use" });
-  const steps = await previewSteps(h);
-  expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${urnName(s.urn)}`)).toEqual(["update e2e-b-provision"]);
-  // the preview says why it will run
+  // the preview says it will run, and why
   expect((await pulumi(h, ["preview"])).stdout).toMatch(/~ {2}pulumi-nodejs:dynamic\/vm-infra:Provision e2e-b-provision update \[diff: ~vars\]/);
   await up(h);
   const result = (await provisionState()).outputs?.result as Record<string, unknown>;
