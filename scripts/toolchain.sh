@@ -25,9 +25,11 @@ have_ok() {
 
 if ! have_ok; then
   echo "toolchain: building pulumi $CLI_VERSION and its Node.js language host (cold: minutes)" >&2
-  export GOFLAGS=-mod=readonly GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0
+  # GOGC=400: the compiler collects garbage less often (faster on a machine with memory to spare); -s -w: no symbol
+  # table or DWARF in the binaries (a shorter link; nothing here debugs the CLI)
+  export GOFLAGS=-mod=readonly GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0 GOGC=400
   rm -rf "$OUT/bin.new"; mkdir -p "$OUT/bin.new"
-  ldv="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$CLI_VERSION"
+  ldv="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$CLI_VERSION"
   flags=(-trimpath -tags osusergo,grpcnotrace)
   (cd "$tc/cli" && go build "${flags[@]}" -ldflags "$ldv" -o "$OUT/bin.new/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
   (cd "$tc/lang" && go build "${flags[@]}" -ldflags "$ldv" -o "$OUT/bin.new/pulumi-language-nodejs" \
