@@ -36,8 +36,9 @@ const applicable = (c: Case) => !(c.phase === "source clean-up" && c.fault !== "
   !(c.fault === "pulumi" && c.phase === "pre-check");
 
 /**
- * CI's slice: every fault and every phase at least once (7 phases, 7 cases), live with copied storage and offline;
- * the other 33 cases run with VM_INFRA_FAULT_MATRIX=full (npm run test:faults).
+ * CI's slice: every fault and every phase at least once (7 phases, 7 cases), live with copied storage (an offline case
+ * boots the guest again, which CI's time budget cannot afford twice); the other 33 cases, offline ones included, run
+ * with VM_INFRA_FAULT_MATRIX=rest, all 40 with =full (npm run test:faults).
  */
 const SLICE: Case[] = [
   { fault: "target libvirtd", phase: "pre-check", mode: "live" },
@@ -45,8 +46,8 @@ const SLICE: Case[] = [
   { fault: "migration network", phase: "transfer start", mode: "live" },
   { fault: "pulumi", phase: "mid-transfer", mode: "live" },
   { fault: "source libvirtd", phase: "switchover", mode: "live" },
-  { fault: "pulumi", phase: "health check", mode: "offline" },
-  { fault: "source libvirtd", phase: "source clean-up", mode: "offline" },
+  { fault: "pulumi", phase: "health check", mode: "live" },
+  { fault: "source libvirtd", phase: "source clean-up", mode: "live" },
 ];
 const FULL: Case[] = (["live", "offline"] as Mode[]).flatMap((mode) => FAULTS.flatMap((fault) => PHASES.map((phase) => ({ fault, phase, mode })))).filter(applicable);
 /**
