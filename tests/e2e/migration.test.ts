@@ -9,7 +9,7 @@ import { HOSTS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
-import { outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { extended, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { guestSsh, inventory, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -180,7 +180,8 @@ test("offline, copied storage: mig-l hv-b -> hv-a shuts down, moves its disk, bo
   expect((await sshTo("mig-l", ["cat /var/lib/cloud/data/instance-id"])).stdout.trim()).toBe("iid-vm-infra-mig-l");
 });
 
-test("live with post-copy (opt-in), then back with auto-converge: shared storage", async () => {
+// extended: the live move with shared storage above proves the path; this adds libvirt's post-copy and auto-converge flags
+extended("live with post-copy (opt-in), then back with auto-converge: shared storage", async () => {
   await move("mig-s", "hv-b", { postcopy: true });
   await expectOnlyOn("mig-s", "hv-b");
   expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "live", outcome: "moved" });

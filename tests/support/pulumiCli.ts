@@ -65,3 +65,9 @@ export async function stateOutputs(h: StackHandle, resourceName: string): Promis
   if (!res) throw new Error(`${resourceName} not in state`);
   return res.outputs;
 }
+
+/**
+ * Tests that only `npm run test:extended` runs (VM_INFRA_E2E_EXTENDED=1): each repeats what another test of the
+ * default run already proves, at the cost of a guest boot or a migration that CI's 45-minute budget cannot afford.
+ */
+export const extended = process.env.VM_INFRA_E2E_EXTENDED ? test : test.skip;
