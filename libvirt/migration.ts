@@ -88,7 +88,10 @@ export function parseJobInfo(out: string): JobInfo {
   const kv = parseKeyValues(out);
   const type = kv["Job type"] ?? "None";
   return {
-    active: type === "Unbounded" || type === "Bounded",
+    // a job of any other type than None is still held by libvirt: running (Bounded, Unbounded), or cancelled or
+    // failed and still winding down (a p2p migration whose network went away stays "Cancelled" for minutes); a
+    // `--completed` report says Completed. Found by the fault matrix: a Cancelled job was taken for none
+    active: type !== "None" && type !== "Completed",
     elapsedMs: parseQuantity(kv["Time elapsed"]),
     processedBytes: parseQuantity(kv["Data processed"]),
     remainingBytes: parseQuantity(kv["Data remaining"]),

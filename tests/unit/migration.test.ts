@@ -54,6 +54,9 @@ Expected downtime: 300          ms`;
     totalBytes: Math.round(1.047 * 1024 ** 3), downtimeMs: undefined, fileRemainingBytes: 0,
   });
   expect(parseJobInfo("Job type:         None        \n").active).toBe(false);
+  // a cancelled or failed job still winding down is a job: nothing may start on that domain until it is gone
+  expect(["Unbounded", "Bounded", "Cancelled", "Failed", "None", "Completed"].map((t) => parseJobInfo(`Job type: ${t}\nOperation: Outgoing migration\n`).active))
+    .toEqual([true, true, true, true, false, false]);
   expect(parseJobInfo("Job type: Completed\nTotal downtime:   183          ms\n").downtimeMs).toBe(183);
   expect(parseQuantity("12 furlongs")).toBeUndefined();
 });
