@@ -16,6 +16,8 @@ export interface RunOptions {
   okCodes?: readonly number[];
   /** Called with each chunk of stdout as it arrives (the whole output is still returned). */
   onStdout?: (chunk: string) => void;
+  /** Stops the command early (its process group gets SIGTERM, then SIGKILL): it fails with "stopped: <reason>". */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -65,12 +67,22 @@ export const run: Runner = (file, args, opts) =>
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
+    let stopped: string | undefined;
     let killTimer: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const kill = () => {
       killGroup(child.pid, "SIGTERM");
       killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), 2000);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
     }, opts.timeoutMs);
+    const onAbort = () => {
+      stopped = `stopped: ${String(opts.signal?.reason ?? "by vm-infra")}`;
+      kill();
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
     child.stdout.on("data", (d: Buffer) => {
       out.push(d);
       opts.onStdout?.(d.toString("utf8"));
@@ -83,13 +95,14 @@ export const run: Runner = (file, args, opts) =>
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       if (killTimer) clearTimeout(killTimer);
       const stdout = Buffer.concat(out).toString("utf8");
       const stderr = Buffer.concat(err).toString("utf8");
       const ok = (opts.okCodes ?? [0]).includes(code ?? -1);
-      if (!timedOut && ok && code !== null) return resolve({ stdout, stderr, exitCode: code });
+      if (!timedOut && !stopped && ok && code !== null) return resolve({ stdout, stderr, exitCode: code });
       reject(
-        new CommandError(argv, code, signal, timedOut, scrub(stderr.slice(-TAIL), secrets), scrub(stdout.slice(-TAIL), secrets)),
+        new CommandError(argv, code, signal, timedOut, scrub(stderr.slice(-TAIL), secrets), scrub(stdout.slice(-TAIL), secrets), stopped),
       );
     });
     child.stdin.end(opts.input ?? "");

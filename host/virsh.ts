@@ -15,8 +15,8 @@ export class Virsh {
     private readonly runner: Runner = virshRunner.current,
   ) {}
 
-  async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string): Promise<string> {
-    const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input });
+  async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string, signal?: AbortSignal): Promise<string> {
+    const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input, ...(signal ? { signal } : {}) });
     return r.stdout;
   }
 

@@ -30,13 +30,21 @@ export async function copyVolume(S: Virsh, T: Virsh, r: MoveRequest, vol: string
 
 // ----------------------------------------------------------------------------------------------------- transfer
 
+/**
+ * How long `virsh migrate` may take to return after vm-infra aborted its job. A p2p migration whose migration network
+ * went away keeps the client waiting on libvirt for the whole deadline; past this, vm-infra stops waiting (the source's
+ * libvirt still holds the cancelled job: the rollback looks at both hosts, and refresh and the pre-check wait for it).
+ */
+export const ABORT_GRACE_MS = 60_000;
+
 /** Runs `virsh migrate` from `src` while polling its job every 500 ms: progress to the log, timeouts abort. */
-export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: Log, pollMs = 500): Promise<void> {
+export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: Log, pollMs = 500, graceMs = ABORT_GRACE_MS): Promise<void> {
   const m = r.migration;
   const deadline = completionTimeoutMs(shapeOf(r));
   let done = false;
   let failure: unknown;
-  const job = src.exec(args, deadline + 60_000).then(
+  const client = new AbortController();
+  const job = src.exec(args, deadline + 60_000, undefined, client.signal).then(
     () => { done = true; },
     (e: unknown) => { done = true; failure = e; },
   );
@@ -77,6 +85,14 @@ export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: 
   }, { timeoutMs: deadline + 60_000, intervalMs: pollMs, what: `${r.name}: migration job` }).catch((e) => {
     if (!(e instanceof PollTimeout)) throw e; // virsh migrate itself times out at the same bound: its error follows
   });
+  if (abortReason && !done) {
+    const ended = await Promise.race([job.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), graceMs))]);
+    if (!ended) {
+      log(`${r.name}: libvirt did not end the aborted migration within ${Math.round(graceMs / 1000)} s (is the migration network down?); ` +
+        `vm-infra stops waiting for it: ${r.from.hostName}'s libvirt still holds the cancelled job`);
+      client.abort("the aborted migration did not end");
+    }
+  }
   await job;
   if (abortReason) throw new StepError("transfer", `aborted: ${abortReason}`);
   if (failure) throw new StepError("transfer", msg(failure));

@@ -371,3 +371,28 @@ test("a move whose target fails while being prepared: the rollback asks both hos
   expect(lines[0]).toBe("web-1: pre-checks passed (hv-a: running); moving live, storage copy");
   expect(lines[1]).toMatch(/^web-1: prepare target failed: .*pool default is full; rolling back$/);
 });
+
+test("transfer: a migrate that does not end after the abort (its network gone) is stopped after the grace, and the step fails", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost((a) => {
+    if (a[0] === "domjobinfo") return "Job type: Unbounded\nData processed: 10 MiB\nData remaining: 500 MiB\nData total: 1 GiB\n";
+    if (a[0] === "migrate-setmaxdowntime" || a[0] === "domjobabort") return "";
+    return undefined;
+  }, log));
+  let stoppedBy: unknown;
+  // the fake migrate never returns by itself: only its client being stopped ends it, as the runner does
+  const stuck: Virsh = Object.assign(Object.create(Virsh.prototype), S, {
+    exec: async (args: readonly string[], t?: number, input?: string, signal?: AbortSignal) => {
+      if (args[0] !== "migrate") return S.exec(args, t, input);
+      await new Promise<void>((res) => signal?.addEventListener("abort", () => res(), { once: true }));
+      stoppedBy = signal?.reason;
+      throw new CommandError(["virsh", ...args], null, "SIGTERM", false, "", "", `stopped: ${String(signal?.reason)}`);
+    },
+  });
+  const lines: string[] = [];
+  await expect(transfer(stuck, ["migrate", "--", "web-1", "x"], req({ migration: mig({ progressTimeoutSeconds: 1 }) }), (l) => lines.push(l), 50, 300))
+    .rejects.toThrow(/^aborted: no progress for 1 s$/);
+  expect(stoppedBy).toBe("the aborted migration did not end");
+  expect(lines).toContain("web-1: libvirt did not end the aborted migration within 0 s (is the migration network down?); " +
+    "vm-infra stops waiting for it: hv-a's libvirt still holds the cancelled job");
+});

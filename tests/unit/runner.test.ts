@@ -52,3 +52,13 @@ test("secrets are scrubbed from argv, stderr and message", async () => {
   expect(err.argv).toContain("***");
   expect(scrub("a hunter2-very-secret b", [secret])).toBe("a *** b");
 });
+
+test("a signal stops the command's process group early; it fails as stopped, with the reason", async () => {
+  const t0 = Date.now();
+  const stop = new AbortController();
+  setTimeout(() => stop.abort("the aborted migration did not end"), 200);
+  const err = await run("sleep", ["30"], { timeoutMs: 60_000, signal: stop.signal }).catch((e) => e);
+  expect(err).toBeInstanceOf(CommandError);
+  expect([err.timedOut, err.message]).toEqual([false, "sleep 30: stopped: the aborted migration did not end"]);
+  expect(Date.now() - t0).toBeLessThan(5000);
+});
