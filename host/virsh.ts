@@ -3,6 +3,7 @@ import { poll } from "./poll";
 import { CommandError, run, Runner } from "./runner";
 import { withPrivateFile } from "./tempFiles";
 import { parseKeyValues, parseVolumeXml } from "../libvirt/domain";
+import { JobInfo, parseJobInfo } from "../libvirt/migration";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
@@ -18,6 +19,14 @@ export class Virsh {
   async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string, signal?: AbortSignal): Promise<string> {
     const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input, ...(signal ? { signal } : {}) });
     return r.stdout;
+  }
+
+  /**
+   * The domain's current libvirt job (`virsh domjobinfo`); a host that does not answer, or a domain it does not know,
+   * reads as no job (`active: false`): callers that must tell "silent" from "idle" ask the host's state first.
+   */
+  async jobInfo(name: string): Promise<JobInfo> {
+    return parseJobInfo(await this.exec(["domjobinfo", "--", name], 10_000).catch(() => ""));
   }
 
   /** Runs a command that takes an XML file argument; the XML goes through a private temp file. */

@@ -3,7 +3,7 @@
 import { Virsh } from "../../host/virsh";
 import { withPrivateFile } from "../../host/tempFiles";
 import { parseKeyValues } from "../../libvirt/domain";
-import { mib, parseJobInfo } from "../../libvirt/migration";
+import { mib } from "../../libvirt/migration";
 import { describeOwner } from "../ownership";
 import { MoveRequest, StepError, msg } from "./types";
 
@@ -27,8 +27,7 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
     throw new StepError("pre-check", `source ${r.from.hostName} is unreachable: ${msg(e)}`);
   }
   if (sourceState === undefined) throw new StepError("pre-check", `${r.name} is not on ${r.from.hostName} (it moved or vanished outside vm-infra: run pulumi refresh)`);
-  const job = parseJobInfo(await S.exec(["domjobinfo", "--", r.name], 10_000).catch(() => ""));
-  if (job.active) problems.push(`a job of libvirt's is already under way for ${r.name} on ${r.from.hostName} (a migration left by an interrupted run?): wait for it to end, then run pulumi up`);
+  if ((await S.jobInfo(r.name)).active) problems.push(`a job of libvirt's is already under way for ${r.name} on ${r.from.hostName} (a migration left by an interrupted run?): wait for it to end, then run pulumi up`);
   const taken = await describeOwner(T, r.name, r.to.hostName);
   if (taken) problems.push(taken);
 

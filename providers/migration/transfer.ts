@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { run } from "../../host/runner";
 import { withPrivateDir } from "../../host/tempFiles";
 import { Virsh } from "../../host/virsh";
-import { completionTimeoutMs, mib, parseJobInfo } from "../../libvirt/migration";
+import { completionTimeoutMs, mib } from "../../libvirt/migration";
 import { poll, PollTimeout } from "../../host/poll";
 import { volBytes } from "./preChecks";
 import { Log, MoveRequest, StepError, msg, shapeOf } from "./types";
@@ -57,9 +57,9 @@ export async function transfer(src: Virsh, args: string[], r: MoveRequest, log: 
   // the one wait loop (host/poll.ts): until the job ends, or its own progress and completion rules abort it
   await poll(async () => {
     if (done) return { value: true };
-    const info = await src.exec(["domjobinfo", "--", r.name], 10_000).then(parseJobInfo).catch(() => undefined);
+    const info = await src.jobInfo(r.name);
     if (done) return { value: true };
-    if (info?.active) {
+    if (info.active) {
       if (!downtimeSet && m.mode === "live") {
         downtimeSet = true;
         await src.exec(["migrate-setmaxdowntime", "--", r.name, String(m.maxDowntimeMs)], 10_000).catch((e: unknown) => log(`${r.name}: could not set max downtime: ${msg(e)}`));

@@ -1,6 +1,5 @@
 // What a VM left on hosts where it does not run (an interrupted move), removed only after asking that host.
 import { Virsh } from "../../host/virsh";
-import { parseJobInfo } from "../../libvirt/migration";
 import { audit } from "../audit";
 import { undefineDomain } from "../domainOps";
 import { observe } from "../ownership";
@@ -23,7 +22,7 @@ export async function removeLeftovers(vm: { name: string; uuid?: string }, lefto
     const host = items[0].hostName;
     const seen = await observe(v, vm.name, vm.uuid);
     // a paused copy with a job still running (a post-copy source serving pages, an incoming migration) is not stale
-    const busy = seen === "paused" && parseJobInfo(await v.exec(["domjobinfo", "--", vm.name], 10_000).catch(() => "")).active;
+    const busy = seen === "paused" && (await v.jobInfo(vm.name)).active;
     if (seen === "unknown" || seen === "running" || (seen === "paused" && (!verified || busy)) || seen === "foreign") {
       const why = seen === "unknown" ? "did not answer" : seen === "foreign" ? `has another domain named ${vm.name}` : `has a ${seen} copy of ${vm.name}: two copies, check by hand`;
       say(`${vm.name}: left ${items.map((l) => l.volume ?? `definition ${l.domain}`).join(", ")} on ${host}: ${host} ${why}`);

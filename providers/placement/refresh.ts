@@ -4,7 +4,6 @@ import * as pulumi from "@pulumi/pulumi";
 import { Virsh, isNotFound } from "../../host/virsh";
 import { parseDomainXml, parseUuid } from "../../libvirt/domain";
 import { poll } from "../../host/poll";
-import { parseJobInfo } from "../../libvirt/migration";
 import { seenOf } from "../migration/decide";
 import { observe } from "../ownership";
 import { errText, say } from "../say";
@@ -109,9 +108,6 @@ const JOB_WAIT_MS = 15 * 60_000;
 
 /** The first host on which libvirt runs a job for this domain (a migration in flight), if any. */
 async function activeJob(hosts: Virsh[], name: string): Promise<Virsh | undefined> {
-  for (const v of hosts) {
-    const info = await v.exec(["domjobinfo", "--", name], 10_000).then(parseJobInfo).catch(() => undefined);
-    if (info?.active) return v;
-  }
+  for (const v of hosts) if ((await v.jobInfo(name)).active) return v;
   return undefined;
 }
