@@ -5,6 +5,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { CommandError, run, Runner } from "./runner";
+import { GUEST_SSH_OPTIONS } from "./ssh";
 import { withPrivateDir } from "./tempFiles";
 
 export interface PlaybookRun {
@@ -39,7 +40,7 @@ export interface PlaybookResult {
   exitCode: number;
 }
 
-/** The inventory: one host, reached as readiness reaches it (same key, same user; host-key policy as sshArgv's). */
+/** The inventory: one host, reached as readiness reaches it (same key, same user, the same GUEST_SSH_OPTIONS). */
 export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" | "privateKeyPath">): string {
   return YAML.stringify({
     all: {
@@ -48,7 +49,7 @@ export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" |
           ansible_host: r.address,
           ansible_user: r.user,
           ansible_ssh_private_key_file: r.privateKeyPath,
-          ansible_ssh_common_args: "-o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10",
+          ansible_ssh_common_args: [...GUEST_SSH_OPTIONS, "ConnectTimeout=10"].map((o) => `-o ${o}`).join(" "),
           ansible_python_interpreter: "/usr/bin/python3",
         },
       },

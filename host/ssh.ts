@@ -11,11 +11,17 @@ export interface SshTarget {
   netns?: string;
 }
 
+/**
+ * How vm-infra's SSH reaches a guest (readiness, health checks, the provisioning inventory): never a prompt, only the
+ * given key, and guest host keys not checked (vm-infra does not pin them yet: the lab reaches guests only from inside
+ * its own namespaces). The one place this policy is written.
+ */
+export const GUEST_SSH_OPTIONS = ["BatchMode=yes", "IdentitiesOnly=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"] as const;
+
 export function sshArgv(t: SshTarget, remote: readonly string[], connectTimeoutS = 5): string[] {
   const ssh = [
-    "ssh", "-i", t.privateKeyPath, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-    "-o", `ConnectTimeout=${connectTimeoutS}`, "-l", t.user, "--", t.address, ...remote,
+    "ssh", "-i", t.privateKeyPath, ...[...GUEST_SSH_OPTIONS, "LogLevel=ERROR", `ConnectTimeout=${connectTimeoutS}`].flatMap((o) => ["-o", o]),
+    "-l", t.user, "--", t.address, ...remote,
   ];
   return t.netns ? ["ip", "netns", "exec", t.netns, ...ssh] : ssh;
 }

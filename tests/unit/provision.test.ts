@@ -1,6 +1,7 @@
 // Provisioning's pure parts: the inventory and argv handed to ansible-playbook, the result read from vm-infra's
 // callback, what re-runs a playbook, the config, and how a failure reads (secrets scrubbed).
 import { inventoryYaml, parseResult, playbookArgv, playbookEnv } from "../../host/ansible";
+import { sshArgv } from "../../host/ssh";
 import { failureMessage, ProvisionInputs, triggered } from "../../providers/provision";
 import { parseSpec, SpecError } from "../../config/spec";
 import { hashTree } from "../../host/files";
@@ -92,4 +93,10 @@ test("the playbook hash changes with any file of its directory and ignores byte-
   expect(h2).not.toBe(h1);
   writeFileSync(path.join(dir, "roles", "main.yml"), "y");
   expect(await hashTree(dir)).not.toBe(h2);
+});
+
+test("readiness's ssh argv carries the same guest SSH options as the inventory, exactly", () => {
+  expect(sshArgv({ user: "ops", address: "192.168.100.5", privateKeyPath: "/k", netns: "vmi-hv-a" }, ["true"])).toEqual([
+    "ip", "netns", "exec", "vmi-hv-a", "ssh", "-i", "/k", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-l", "ops", "--", "192.168.100.5", "true"]);
 });
