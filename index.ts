@@ -41,12 +41,15 @@ async function program() {
   const secretVars: pulumi.Output<Record<string, Record<string, unknown>>> = cfg.getSecretObject<Record<string, Record<string, unknown>>>("provisionSecrets") ?? pulumi.secret({} as Record<string, Record<string, unknown>>);
   const secretNames = await new Promise<string[]>((resolve) => secretVars.apply((s) => resolve(Object.keys(s ?? {}))));
   for (const n of secretNames) if (!spec.vms.some((v) => v.name === n && v.provision)) problems.push(`provisionSecrets.${n}: no VM of that name has provision`);
-  const playbooks: Record<string, string> = {};
+  // each VM's playbook as an absolute path, and the hash of its directory (hashed once per playbook)
+  const hashes: Record<string, string> = {};
+  const playbooks: Record<string, { playbook: string; playbookHash: string }> = {};
   for (const vm of spec.vms) {
     if (!vm.provision) continue;
     const file = path.join(root, vm.provision.playbook);
     if (!existsSync(file)) { problems.push(`vms (${JSON.stringify(vm.name)}).provision.playbook: ${vm.provision.playbook} does not exist in the project`); continue; }
-    playbooks[file] ??= await hashTree(path.dirname(file));
+    hashes[file] ??= await hashTree(path.dirname(file));
+    playbooks[vm.name] = { playbook: file, playbookHash: hashes[file] };
   }
   if (spec.image.source) {
     const { problem } = await localImageFormat(spec.image.source);
@@ -60,12 +63,11 @@ async function program() {
   for (const r of resolve(spec)) {
     images[r.image.key] ??= new BaseImage(`base-${r.image.key}`, { host: r.image.host, image: spec.image });
     const pv = r.vm.provision;
-    const playbook = pv && path.join(root, pv.playbook);
     const c = new Vm(r.vm.name, {
       resolved: r, image: spec.image, baseImage: images[r.image.key], readiness: spec.readiness,
       isoDir: path.join(root, ".vm-infra", "iso", pulumi.getStack()), // one directory per stack
-      provision: pv && playbook ? { playbook, playbookHash: playbooks[playbook], vars: pv.vars, tags: pv.tags, timeoutSeconds: pv.timeoutSeconds,
-        secretVars: secretVars.apply((s) => s?.[r.vm.name] ?? {}) } : undefined,
+      provision: pv && { ...playbooks[r.vm.name], vars: pv.vars, tags: pv.tags, timeoutSeconds: pv.timeoutSeconds,
+        secretVars: secretVars.apply((s) => s?.[r.vm.name] ?? {}) },
     });
     vms[r.vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
       lastMigration: c.lastMigration, ...(pv ? { provisioned: c.provisioned } : {}) });

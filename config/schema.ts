@@ -51,7 +51,7 @@ const bool = () => z.preprocess(boolText, z.boolean(rule("true or false"))).meta
 const matching = (re: RegExp, m: string, type = `\`${re.source}\``) => z.string(rule(m)).regex(re, rule(m)).meta({ type });
 const absPath = (m = "must be an absolute path") => z.string(rule(m)).startsWith("/", rule(m)).meta({ type: "absolute path" });
 const validIp = (s: string) => { const m = IP_RE.exec(s); return !!m && m.slice(1, 5).every((o) => Number(o) <= 255); };
-const validCidr = (s: string) => { const m = CIDR_RE.exec(s); return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32; };
+const validCidr = (s: string) => CIDR_RE.test(s) && validIp(s.split("/")[0]) && Number(s.split("/")[1]) <= 32;
 const libvirtUri = (example: string) => z.string(rule(`a libvirt URI like ${example}`)).superRefine((v, ctx) => {
   const r = parseLibvirtUri(v);
   if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });

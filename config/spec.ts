@@ -6,10 +6,9 @@ import { addressSchema, hostSchema, imageSchema, migrationSchema, NAME_RE, Raw, 
 
 export { LIMITS, MIGRATION_DEFAULTS, NAME_RE, VM_DEFAULTS } from "./schema";
 
-export type DomainType = "kvm" | "qemu";
-
 /** A configured host (options: config/schema.ts hostSchema). */
 export type HostSpec = Omit<z.output<typeof hostSchema>, "network"> & { name: string; network: string };
+export type DomainType = HostSpec["domainType"];
 /** The base image (options: config/schema.ts imageSchema). */
 export type ImageSpec = z.output<typeof imageSchema>;
 export type StaticAddress = z.output<typeof addressSchema>;

@@ -4,10 +4,11 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { run } from "../host/runner";
 
-/** `--name value` from the command line (node:util parseArgs; unknown options are refused), or `fallback`. */
-export function arg(name: string, fallback: string, known: readonly string[] = [name]): string {
-  const { values } = parseArgs({ options: Object.fromEntries(known.map((k) => [k.replace(/^--/, ""), { type: "string" as const }])), allowPositionals: false });
-  return values[name.replace(/^--/, "")] ?? fallback;
+/** `--name value` from the command line (node:util parseArgs; any other option is refused), or `fallback`. */
+export function arg(name: string, fallback: string): string {
+  const key = name.replace(/^--/, "");
+  const { values } = parseArgs({ options: { [key]: { type: "string" } }, allowPositionals: false });
+  return values[key] ?? fallback;
 }
 
 export function benchStack(stack: string) {
