@@ -121,13 +121,15 @@ const saveTable = () => writeFileSync(path.join(root, ".vm-infra", `fault-matrix
 afterAll(() => {
   if (figures.length) process.stdout.write(`\n${table()}`);
 });
-let current: Case | undefined;
+const record = (c: Case, rest: string) => {
+  figures.push(`${c.fault} | ${c.phase} | ${c.mode} | ${rest}`);
+  saveTable();
+};
+/** The case under way until it records its figures; a case that ends without them failed its invariant. */
+let unrecorded: Case | undefined;
 afterEach(() => { // a case whose invariant failed is in the table too, marked
-  if (current && !figures.some((f) => f.startsWith(`${current!.fault} | ${current!.phase} | ${current!.mode} |`))) {
-    figures.push(`${current.fault} | ${current.phase} | ${current.mode} | - | INVARIANT NOT MET (the test's error says which) | -`);
-    saveTable();
-  }
-  current = undefined;
+  if (unrecorded) record(unrecorded, "- | INVARIANT NOT MET (the test's error says which) | -");
+  unrecorded = undefined;
 });
 
 // the floor is measured in the rest and full matrix runs (its table's comparison); the slice's table omits it
@@ -143,7 +145,7 @@ afterEach(() => { // a case whose invariant failed is in the table too, marked
 let n = 0;
 test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes kept", async (c) => {
   n++;
-  current = c;
+  unrecorded = c;
   // start from where the VM really runs (a case that failed half-way leaves it wherever it is)
   const runningOn = Object.entries(await copiesOf(VM)).find(([, x]) => x !== "silent" && x.state === "running")?.[0];
   const from = runningOn ?? at;
@@ -210,6 +212,6 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   const converged = (Date.now() - tFault) / 1000; // fault -> one running copy and a true state, verified
   await up(h, ["--expect-no-changes"]);
   at = to;
-  figures.push(`${c.fault} | ${c.phase} | ${c.mode} | ${firstOutcome} | moved to ${to} | ${converged.toFixed(0)}`);
-  saveTable();
+  unrecorded = undefined;
+  record(c, `${firstOutcome} | moved to ${to} | ${converged.toFixed(0)}`);
 });

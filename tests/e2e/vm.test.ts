@@ -9,7 +9,7 @@ import { HOSTS, uri } from "../../lab/layout";
 import { specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { KEY_PATH, ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
-import { outputs, previewSteps, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { inventory } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -109,11 +109,7 @@ const provisionWith = async (vars: Record<string, unknown>) => {
   await pulumi(h, ["config", "set", "--secret", "--path", "vm-infra:provisionSecrets.e2e-b.app_secret", "--", SECRET]);
 };
 const onB = async (line: string) => (await ssh((await vmsOf())["e2e-b"], "vmi-hv-b", [line])).stdout;
-const provisionState = async () => {
-  const { stdout } = await pulumi(h, ["stack", "export"]);
-  const r = (JSON.parse(stdout).deployment.resources as { urn: string; outputs: Record<string, unknown> }[]).find((x) => urnName(x.urn) === "e2e-b-provision");
-  return { exported: stdout, outputs: r?.outputs };
-};
+const provisionResult = async () => (await stateOutputs(h, "e2e-b-provision")).result as Record<string, unknown>;
 
 test("provisioning: a package that does not exist fails the up naming the task; the rescue logs FAILED, restores the config byte for byte, always runs", async () => {
   await onB("sudo mkdir -p /etc/vm-infra && printf 'listen=80\\n# before\\n' | sudo tee /etc/vm-infra/app.conf >/dev/null");
@@ -126,7 +122,7 @@ test("provisioning: a package that does not exist fails the up naming the task; 
   const log = (await onB("sudo cat /var/log/vm-infra/provisioning.log")).trim().split("\n");
   expect(log.map((l) => l.replace(/^\S+ /, ""))).toEqual(["FAILED install packages: E: Unable to locate package nosuch-vm-infra-pkg", "END failed"]);
   expect(await onB("sha256sum /etc/vm-infra/app.conf")).toBe(before); // restored byte for byte
-  expect((await provisionState()).outputs).toBeUndefined(); // not recorded as provisioned
+  await expect(stateOutputs(h, "e2e-b-provision")).rejects.toThrow("e2e-b-provision not in state"); // not recorded as provisioned
 });
 
 test("provisioning: after the vars are fixed the next up runs the playbook again and records it; always logs the success; the secret reaches the guest only", async () => {
@@ -135,9 +131,8 @@ test("provisioning: after the vars are fixed the next up runs the playbook again
   expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${urnName(s.urn)}`)).toEqual(["create e2e-b-provision"]);
   const r = await up(h);
   expect(r.stdout).not.toContain(SECRET);
-  const { exported, outputs: o } = await provisionState();
-  expect(exported).not.toContain(SECRET);
-  const result = o?.result as Record<string, unknown>;
+  expect((await pulumi(h, ["stack", "export"])).stdout).not.toContain(SECRET);
+  const result = await provisionResult();
   expect([result.outcome, result.failed, result.rescued, result.changed]).toEqual(["ok", 0, 0, 1]);
   expect(((await vmsOf())["e2e-b"] as unknown as { provisioned: { outcome: string } }).provisioned.outcome).toBe("ok");
   expect(await onB("cat /etc/vm-infra/app.conf")).toBe("listen=8080\nworkers=2\n");
@@ -150,7 +145,7 @@ test("provisioning: idempotent: a run with nothing to change reports changed=0, 
   // the preview says it will run, and why
   expect((await pulumi(h, ["preview"])).stdout).toMatch(/~ {2}pulumi-nodejs:dynamic\/vm-infra:Provision e2e-b-provision update \[diff: ~vars\]/);
   await up(h);
-  const result = (await provisionState()).outputs?.result as Record<string, unknown>;
+  const result = await provisionResult();
   expect([result.outcome, result.changed]).toEqual(["ok", 0]);
   await up(h, ["--expect-no-changes"]);
 });
