@@ -13,7 +13,7 @@ import { moveVm } from "./migration/move";
 import { MigrationError, shapeOf } from "./migration/types";
 import { findDomain, observe, ownerText } from "./ownership";
 import { removeLeftovers } from "./placement/leftovers";
-import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner } from "./placement/ops";
+import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner, startStopped } from "./placement/ops";
 import { readPlacement } from "./placement/refresh";
 import {
   PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, instances, moveRequest, moves, names, outputsOf,
@@ -48,6 +48,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     if (moves(olds, news) && olds.hostName !== undefined)
       say(`plan: ${planLine(shapeOf(moveRequest(olds, news)))}`);
     if (olds.missing?.length) say(`plan: ${olds.name}: recreate ${olds.missing.join(", ")} on ${olds.hostName} (found gone by refresh)`);
+    if (olds.stoppedByMove && !moves(olds, news))
+      say(`plan: ${olds.name}: start on ${olds.hostName} (shut down by the move ${olds.stoppedByMove}, which failed before it could start it again)`);
     return d;
   },
 
@@ -95,7 +97,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });
         current = { ...olds, hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns,
           knownHosts: news.knownHosts, ...paths, lastMigration: record, leftovers: [...current.leftovers ?? [], ...leftovers],
-          powerState: await new Virsh(news.uri).domainState(news.name).catch(() => "running") };
+          powerState: await new Virsh(news.uri).domainState(news.name).catch(() => "running"), stoppedByMove: undefined };
       } catch (e) {
         const detail = e instanceof MigrationError ? JSON.stringify(e.record) : errText(e);
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "failed", detail });
@@ -105,7 +107,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
         const at = f.at === "to"
           ? { hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, ...(f.paths ?? {}) }
           : {};
-        const state = plain({ ...current, ...at, knownHosts: news.knownHosts, lastMigration: f.record, leftovers: [...current.leftovers ?? [], ...f.leftovers], __provider: provider });
+        const state = plain({ ...current, ...at, knownHosts: news.knownHosts, lastMigration: f.record, leftovers: [...current.leftovers ?? [], ...f.leftovers],
+          stoppedByMove: f.leftStopped ? `${olds.hostName} -> ${news.hostName} at ${f.record.startedAt}` : undefined, __provider: provider });
         throw new PartialFailure(`migrate ${news.name}: ${errText(e)}`, id, state);
       }
     }
@@ -115,7 +118,9 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     const v = new Virsh(news.uri);
     if (!restart && missing.length === 0) {
       if (news.owner && JSON.stringify(current.owner) !== JSON.stringify(news.owner) && current.instance) await setOwner(v, news, current.instance);
-      return { outs: plain({ ...current, ...news, overlayVolume: current.overlayVolume, isoVolume: current.isoVolume }) };
+      const started = current.stoppedByMove ? await startStopped(v, current) : false;
+      return { outs: plain({ ...current, ...news, overlayVolume: current.overlayVolume, isoVolume: current.isoVolume, stoppedByMove: undefined,
+        ...(started ? { powerState: "running", boots: (current.boots ?? 1) + 1 } : {}) }) };
     }
     const created: string[] = [];
     try {

@@ -54,7 +54,10 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
     if (sourceState !== "running" && sourceState !== "paused") offline = true; // a stopped VM moves its definition and disk
     const mode = offline ? "offline" : r.migration.mode;
     rec.mode = mode;
-    log(`${r.name}: pre-checks passed (${r.from.hostName}: ${sourceState}); moving ${mode}, storage ${r.storage}`);
+    const restarts = r.startStopped && sourceState === "shut off";
+    log(`${r.name}: pre-checks passed (${r.from.hostName}: ${sourceState}${restarts ? `, shut down by an earlier move that failed: it is started on ${r.to.hostName}` : ""}); moving ${mode}, storage ${r.storage}`);
+    // vm-infra stopped it, not its owner: from here it is a running VM that this move shut down
+    if (restarts) [sourceState, stopped] = ["running", true];
 
     // the target gets what libvirt will not copy
     await attempt("prepare target", async () => {
@@ -143,7 +146,8 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
       rec.rollback.push("nothing had changed"); // pre-checks only ask questions
       rec.outcome = "rolled back";
       rec.durationMs = Date.now() - t0;
-      throw new MigrationError({ record: rec, at: "from", leftovers: [] }, `Rollback: nothing had changed. The VM runs on ${r.from.hostName} as before.`);
+      throw new MigrationError({ record: rec, at: "from", leftovers: [], leftStopped: !!r.startStopped },
+        `Rollback: nothing had changed. The VM ${r.startStopped ? "is still shut down" : "runs"} on ${r.from.hostName} as before.`);
     }
     log(`${r.name}: ${rec.failedStep} failed: ${rec.error.slice(0, 500)}; rolling back`);
     const rb = await rollback(r, S, T, { sourceState, paused, stopped, offline, createdOnTarget }, rec.rollback, log);
@@ -152,6 +156,6 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
     const paths = rb.at === "to"
       ? { diskPath: await T.volumePath(r.to.pool, r.overlayVolume).catch(() => ""), isoPath: await T.volumePath(r.to.pool, r.isoVolume).catch(() => "") }
       : undefined;
-    throw new MigrationError({ record: rec, at: rb.at, paths, leftovers: rb.leftovers }, rb.summary);
+    throw new MigrationError({ record: rec, at: rb.at, paths, leftovers: rb.leftovers, leftStopped: rb.leftStopped }, rb.summary);
   }
 }

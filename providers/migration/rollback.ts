@@ -21,6 +21,8 @@ export interface RollbackResult {
   at: "from" | "to" | "unknown";
   decision: Decision;
   leftovers: Leftover[];
+  /** This move shut the running VM down and it runs nowhere now (not started again: its host did not answer, or the start failed). */
+  leftStopped: boolean;
   /** One sentence for the error message: where the VM runs, what did not answer, what was left where. */
   summary: string;
 }
@@ -110,12 +112,16 @@ export async function rollback(r: MoveRequest, S: Virsh, T: Virsh, f: RollbackFa
   if (leftHost && (leftHost.seen === "shut off" || (leftHost.seen === "unknown" && at === "to")))
     leftovers.push({ hostName: leftHost.end.hostName, uri: leftHost.end.uri, pool: leftHost.end.pool, domain: r.name });
 
+  const leftStopped = f.stopped && before === "running" && !live(s1) && !live(t1);
   const silent = [s1 === "unknown" ? from : undefined, t1 === "unknown" ? to : undefined].filter(Boolean) as string[];
   const parts: string[] = [];
   parts.push(did.length ? `Rollback: ${did.join("; ")}.` : "Rollback: nothing to undo.");
-  if (at === "from") parts.push(`The VM runs on ${from}${before === "running" ? "" : ` (${s1})`} as before.`);
-  else if (at === "to") parts.push(`The VM runs on ${to} (${t1}); the state now says ${to}.`);
-  else parts.push(`Where the VM runs cannot be verified (${from}: ${s1}, ${to}: ${t1}); vm-infra changed nothing more; the state still says ${from}.`);
+  const stoppedHere = (host: string, seen: Seen) => `The VM is on ${host}, shut down by this move and not started again (${host} ` +
+    `${seen === "unknown" ? "did not answer" : `says ${seen}`}); the state records that, and the next up starts it.`;
+  if (at === "from") parts.push(leftStopped ? stoppedHere(from, s1) : `The VM runs on ${from}${before === "running" ? "" : ` (${s1})`} as before.`);
+  else if (at === "to") parts.push(leftStopped ? `${stoppedHere(to, t1)} The state now says ${to}.` : `The VM runs on ${to} (${t1}); the state now says ${to}.`);
+  else parts.push(`Where the VM runs cannot be verified (${from}: ${s1}, ${to}: ${t1}); vm-infra changed nothing more; the state still says ${from}` +
+    `${leftStopped ? ", and that this move shut the VM down: the next up starts it where it is found stopped" : ""}.`);
   if (silent.length) parts.push(`${silent.join(" and ")} did not answer${at === "unknown" ? `: run pulumi refresh when ${silent.length > 1 ? "they answer" : "it answers"}` : ""}.`);
   if (leftovers.length) {
     const byHost = new Map<string, string[]>();
@@ -124,5 +130,5 @@ export async function rollback(r: MoveRequest, S: Virsh, T: Virsh, f: RollbackFa
   }
   const summary = parts.join(" ");
   log(`${r.name}: ${summary}`);
-  return { at, decision, leftovers, summary };
+  return { at, decision, leftovers, leftStopped, summary };
 }

@@ -19,6 +19,11 @@ export interface MoveRequest extends DomainSpec, Pick<VmSpec, "name" | "diskGiB"
   overlayVolume: string;
   isoVolume: string;
   guest: { user: string; privateKeyPath: string; staticAddress?: string };
+  /**
+   * An earlier move of vm-infra shut this VM down and failed before it could start it again (the state's
+   * stoppedByMove): a source found shut off counts as running, so the VM is started where it lands and checked there.
+   */
+  startStopped?: boolean;
 }
 
 export interface HealthResult {
@@ -66,6 +71,8 @@ export interface MoveFailure {
   at: "from" | "to" | "unknown";
   paths?: { diskPath: string; isoPath: string };
   leftovers: Leftover[];
+  /** The move shut a running VM down and no copy runs now: the state records it, and the next up starts the VM. */
+  leftStopped: boolean;
 }
 
 export class MigrationError extends Error {

@@ -73,3 +73,16 @@ export async function setOwner(v: Virsh, i: PlacementInputs, instance: string): 
   const flags = state === "running" || state === "paused" ? ["--live", "--config"] : ["--config"];
   await v.exec(["metadata", "--domain", i.name, "--uri", OWNER_NS, "--key", "vmi", "--set", ownerXml(o), ...flags]);
 }
+
+/**
+ * Starts a VM that a failed move shut down (the state's stoppedByMove), if it is still shut off where the state says
+ * it is; a VM found running or paused was started since, and is left as it is. True when this call started it.
+ */
+export async function startStopped(v: Virsh, p: PlacementOutputs): Promise<boolean> {
+  const state = await v.domainState(p.name);
+  if (state !== "shut off") return false;
+  await v.exec(["start", "--", p.name]);
+  say(`${p.name}: started on ${p.hostName}: the move ${p.stoppedByMove} shut it down and failed before it could start it again`);
+  audit({ action: "start", vm: p.name, host: p.hostName, outcome: "ok", detail: `stopped by the move ${p.stoppedByMove}` });
+  return true;
+}

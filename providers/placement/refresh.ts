@@ -99,6 +99,8 @@ export async function readPlacement(id: string, props: PlacementOutputs, waited 
       ...props, hostName: found.hostName, uri: found.uri, pool: found.pool, memoryMiB: live.memoryMiB, vcpus: live.vcpus,
       mac: live.mac ?? props.mac, diskPath: live.diskPaths[0] ?? props.diskPath, isoPath: live.diskPaths[1] ?? props.isoPath, leftovers,
       powerState, missing,
+      // a VM a failed move shut down that runs again (started by hand) needs no start from the next up
+      stoppedByMove: found.state === "running" ? undefined : props.stoppedByMove,
     }),
   };
 }

@@ -46,6 +46,11 @@ export interface PlacementOutputs extends PlacementInputs {
   missing?: string[];
   lastMigration?: MigrationRecord;
   leftovers?: Leftover[];
+  /**
+   * A move that failed after shutting the running VM down, and could not start it again ("hv-a -> hv-b at <time>"):
+   * the next up starts it where it is (or moves it and starts it there). Refresh drops it once the VM is found running.
+   */
+  stoppedByMove?: string;
 }
 
 /** Changing these means a different disk or a different identity: replacement (shown as such in preview). */
@@ -76,7 +81,7 @@ export function placementDiff(olds: Partial<PlacementOutputs>, news: PlacementIn
   const replaces = REPLACE_KEYS.filter(changed).filter((k) => !(k === "pool" && moves(olds, news)));
   const updates = [...RESTART_KEYS, ...MOVE_KEYS, ...SETTING_KEYS].filter(changed);
   return {
-    changes: replaces.length + updates.length > 0 || (olds.leftovers?.length ?? 0) > 0 || (olds.missing?.length ?? 0) > 0,
+    changes: replaces.length + updates.length > 0 || (olds.leftovers?.length ?? 0) > 0 || (olds.missing?.length ?? 0) > 0 || !!olds.stoppedByMove,
     replaces: [...replaces],
     deleteBeforeReplace: true, // the same domain name cannot exist twice on a host
     stables: ["name"],
@@ -126,6 +131,7 @@ export function moveRequest(olds: PlacementOutputs, news: PlacementInputs): Move
     ...pick(olds, DOMAIN_SPEC_KEYS), diskGiB: olds.diskGiB, baseVolume: olds.baseVolume,
     overlayVolume: olds.overlayVolume ?? overlayName(olds.name), isoVolume: olds.isoVolume,
     guest: { user: news.user, privateKeyPath: news.privateKeyPath, staticAddress: news.staticAddress },
+    startStopped: !!olds.stoppedByMove,
   };
 }
 

@@ -9,7 +9,7 @@ import { rollback } from "../../providers/migration/rollback";
 import { transfer } from "../../providers/migration/transfer";
 import { MigrationError, MoveRequest } from "../../providers/migration/types";
 import { moveVm } from "../../providers/migration/move";
-import { checkMove, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
+import { checkMove, moveRequest, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
 
 const mig = (o: Partial<MigrationSpec> = {}): MigrationSpec => ({ ...MIGRATION_DEFAULTS, ...o });
 
@@ -339,7 +339,7 @@ test("pre-checks for shared storage refresh both hosts' view of the pool and com
 // ------------------------------------------------------------------------------------- the move, orchestrated
 
 const mutating = (log: string[][]) => log.map((l) => l[4]).filter((c) => !["domstate", "dumpxml", "uri", "hypervisor-cpu-compare", "net-info",
-  "nodememstats", "vol-info", "pool-info", "domjobinfo", "vol-path", "domuuid", "pool-refresh", "vol-list"].includes(c));
+  "nodememstats", "vol-info", "pool-info", "domjobinfo", "vol-path", "domuuid", "pool-refresh", "vol-list", "vol-download"].includes(c));
 
 test("a move refused by its pre-checks changes nothing anywhere and says the VM runs on the source as before", async () => {
   const log: string[][] = [];
@@ -395,4 +395,57 @@ test("transfer: a migrate that does not end after the abort (its network gone) i
   expect(stoppedBy).toBe("the aborted migration did not end");
   expect(lines).toContain("web-1: libvirt did not end the aborted migration within 0 s (is the migration network down?); " +
     "vm-infra stops waiting for it: hv-a's libvirt still holds the cancelled job");
+});
+
+// issue 8, finding 2: an offline move shut the guest down, then the source's libvirtd died while the disk was copied.
+// The rollback could not start it again; nothing recorded that vm-infra (not its owner) had stopped it, so the next
+// up moved it offline as a stopped VM and left it shut off.
+test("rollback after an offline move stopped the VM and its source went silent: the VM is left stopped, and says so", async () => {
+  const log: string[][] = [];
+  const S = new Virsh("qemu:///a", fakeHost(() => down(), log));
+  const T = new Virsh("qemu:///b", fakeHost(hostWith(() => undefined, (a) => (a[0] === "vol-info" ? volNotFound() : undefined)), log));
+  const r = await rollback(req({ uuid: "u-1" }), S, T, facts({ offline: true, stopped: true }), [], () => undefined);
+  expect([r.at, r.leftStopped, r.decision.actions]).toEqual(["from", true, []]);
+  expect(r.summary).toBe("Rollback: nothing to undo. The VM is on hv-a, shut down by this move and not started again (hv-a did not " +
+    "answer); the state records that, and the next up starts it. hv-a did not answer.");
+  // the same failure with the source answering: the rollback starts it again, and nothing is left stopped
+  let started = false;
+  const S2 = new Virsh("qemu:///a", fakeHost(hostWith(() => (started ? "running" : "shut off"), (a) => (a[0] === "start" ? ((started = true), "") : undefined)), log));
+  const r2 = await rollback(req({ uuid: "u-1" }), S2, T, facts({ offline: true, stopped: true }), [], () => undefined);
+  expect([r2.at, r2.leftStopped, r2.summary]).toEqual(["from", false, "Rollback: started again on hv-a. The VM runs on hv-a as before."]);
+});
+
+test("a move of a VM that an earlier failed move shut down treats it as running: a failure now starts it again on the source", async () => {
+  const log: string[][] = [];
+  const lines: string[] = [];
+  let started = false;
+  const S = new Virsh("qemu:///a", fakeHost((a) => {
+    if (a[0] === "domstate") return started ? "running\n" : "shut off\n";
+    if (a[0] === "dumpxml") return dom();
+    if (a[0] === "start") return ((started = true), "");
+    if (a[0] === "domuuid") return "u-1\n";
+    return source(a);
+  }, log));
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "vol-create-as" ? new CommandError(["virsh"], 1, null, false, "error: pool default is full", "") : target(50 * 2 ** 30)(a)), log));
+  const hosts: Record<string, Virsh> = { "qemu:///a": S, "qemu:///b": T };
+  const err = await moveVm(req({ uuid: "u-1", startStopped: true }), { log: (l) => lines.push(l), connect: (u) => hosts[u] }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(MigrationError);
+  const f = (err as MigrationError).failure;
+  expect(lines[0]).toBe("web-1: pre-checks passed (hv-a: shut off, shut down by an earlier move that failed: it is started on hv-b); moving offline, storage copy");
+  expect([f.at, f.leftStopped, f.record.failedStep, f.record.rollback]).toEqual(["from", false, "prepare target", ["started again on hv-a"]]);
+  expect(mutating(log.filter((l) => l[3] === "qemu:///a"))).toEqual(["start"]);
+  // without the record, a stopped VM is its owner's choice: it stays stopped
+  started = false;
+  log.length = 0;
+  const err2 = await moveVm(req({ uuid: "u-1" }), { log: () => undefined, connect: (u) => hosts[u] }).catch((e: unknown) => e);
+  expect([(err2 as MigrationError).failure.leftStopped, (err2 as MigrationError).record.rollback]).toEqual([false, []]);
+  expect(mutating(log.filter((l) => l[3] === "qemu:///a"))).toEqual([]);
+});
+
+test("a VM left stopped by a failed move makes the next plan start it, and the next move carry that", () => {
+  const stopped = { ...inputs(), overlayVolume: "web-1.qcow2", isoVolume: "i.iso", diskPath: "/d", isoPath: "/i", stoppedByMove: "hv-a -> hv-b at 2026-11-23T21:00:00.000Z" };
+  expect(placementDiff(stopped, inputs()).changes).toBe(true);
+  expect(placementDiff({ ...stopped, stoppedByMove: undefined }, inputs()).changes).toBe(false);
+  expect(moveRequest(stopped, inputs({ hostName: "hv-b", uri: "qemu:///b" })).startStopped).toBe(true);
+  expect(moveRequest({ ...stopped, stoppedByMove: undefined }, inputs({ hostName: "hv-b", uri: "qemu:///b" })).startStopped).toBe(false);
 });
