@@ -115,6 +115,7 @@ export class Vm extends pulumi.ComponentResource {
       migration: vm.migration,
       migrationUri: host.migrationUri,
       guestNetns: host.guestNetns,
+      guestJump: host.guestJump,
       user: vm.user,
       privateKeyPath: readiness.privateKeyPath,
       staticAddress: r.staticIp,
@@ -134,7 +135,7 @@ export class Vm extends pulumi.ComponentResource {
       mac: vm.mac,
       user: vm.user,
       privateKeyPath: readiness.privateKeyPath,
-      netns: host.guestNetns,
+      ...r.route,
       staticAddress: r.staticIp,
       timeoutSeconds: readiness.timeoutSeconds,
       // a stopped VM (shut off by choice, or moved offline while stopped) is reported as such, not waited for
@@ -146,7 +147,7 @@ export class Vm extends pulumi.ComponentResource {
     const p = args.provision;
     const provisioned = p && new Provision(`${name}-provision`, {
       name: vm.name, hostName: placement.hostName, vmId: placement.uuid, address: ready.address, status: ready.status, user: vm.user,
-      privateKeyPath: readiness.privateKeyPath, netns: host.guestNetns, playbook: p.playbook, playbookHash: p.playbookHash,
+      privateKeyPath: readiness.privateKeyPath, ...r.route, playbook: p.playbook, playbookHash: p.playbookHash,
       vars: p.vars, secretVars: pulumi.secret(p.secretVars), tags: p.tags, timeoutSeconds: p.timeoutSeconds,
     }, { parent: this, dependsOn: [ready] });
 
@@ -155,8 +156,11 @@ export class Vm extends pulumi.ComponentResource {
     this.hostName = placement.hostName;
     this.mac = vm.mac;
     this.instanceId = instanceId(vm);
-    const prefix = host.guestNetns ? `ip netns exec ${host.guestNetns} ` : "";
-    this.sshCommand = pulumi.interpolate`${prefix}ssh -i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
+    const j = r.route.jump;
+    // the jump host's own key and known_hosts come from the user's ssh config, as for any ProxyJump
+    const prefix = r.route.netns ? `ip netns exec ${r.route.netns} ` : "";
+    const via = j ? `-J ${j.user ? `${j.user}@` : ""}${j.host}${j.port ? `:${j.port}` : ""} ` : "";
+    this.sshCommand = pulumi.interpolate`${prefix}ssh ${via}-i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
     this.lastMigration = placement.lastMigration;
     this.provisioned = provisioned ? provisioned.result : pulumi.output(undefined);
     this.registerOutputs({ address: this.address, status: this.status, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand,

@@ -2,6 +2,7 @@
 // uploads the base image it stands on, its static IP, and its libvirt domain's properties. index.ts only wires this,
 // and components never decide. Pure.
 import { DOMAIN_KEYS, ipOf, type DomainSpec, type HostSpec, type Spec, type VmSpec } from "./spec";
+import { jumpHostOf, type JumpHost } from "./uri";
 
 export const pick = <T, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> =>
   Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
@@ -16,6 +17,22 @@ export interface ResolvedVm {
   staticIp?: string;
   /** The base image it stands on: one per host pool, a shared pool's uploaded through the first host (by name) sharing it. */
   image: { key: string; host: HostSpec };
+  /** How SSH reaches this VM's guest on its configured host. */
+  route: GuestRoute;
+}
+
+/** How vm-infra's SSH (readiness, health checks, provisioning) reaches a host's guests: from its namespace, through its SSH, or directly. */
+export interface GuestRoute {
+  netns?: string;
+  jump?: JumpHost;
+}
+
+export function guestRoute(h: Pick<HostSpec, "uri" | "guestNetns" | "guestJump">): GuestRoute {
+  if (h.guestNetns !== undefined) return { netns: h.guestNetns };
+  if (!h.guestJump) return {};
+  const j = jumpHostOf(h.uri);
+  if (typeof j === "string") throw new Error(`guestJump: ${j}`); // parseSpec refused it already
+  return { jump: j };
 }
 
 export function resolve(spec: Spec): ResolvedVm[] {
@@ -31,6 +48,7 @@ export function resolve(spec: Spec): ResolvedVm[] {
       knownHosts: Object.fromEntries(Object.values(spec.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
       ...(vm.address ? { staticIp: ipOf(vm.address.cidr) } : {}),
       image: { key: shared ? `shared-${shared}` : host.name, host: { ...spec.hosts[uploader], pool: poolOn(host) } },
+      route: guestRoute(host),
     };
   });
 }

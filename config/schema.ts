@@ -68,6 +68,7 @@ export const hostSchema = options({
   bridge: matching(/^[A-Za-z0-9_.-]{1,15}$/, "a Linux interface name (at most 15 of [A-Za-z0-9_.-])", "interface name").optional().meta({ description: "A host bridge (e.g. br0) instead of a libvirt network." }),
   domainType: z.enum(["kvm", "qemu"], rule('must be "kvm" or "qemu"')).default("kvm").meta({ description: "kvm on real hosts; qemu (TCG) where KVM cannot run guests, like the lab." }),
   guestNetns: matching(NAME_RE, `must match ${NAME_RE.source}`).optional().meta({ description: "Reach guests from inside this network namespace (the local lab)." }),
+  guestJump: bool().optional().meta({ default: "false", description: "Reach this host's guests through the host's own SSH (ProxyJump, host key checked), with the user, address, port, key and known_hosts of its qemu+ssh/qemu+libssh URI: for operators with no route to the guest network." }),
   migrationUri: libvirtUri("qemu+tls://hv2/system").optional().meta({ description: "Peer-to-peer migration: the URI the other hosts' libvirtd uses to reach this one. Without it vm-infra drives a direct migration over its own connections." }),
   sharedPool: matching(VOLUME_RE, "is not a valid pool name", "libvirt name").optional().meta({ description: "A pool all hosts naming it share (NFS, cluster filesystem): VMs with storage \"shared\" keep their disks there and move without copying them." }),
 });

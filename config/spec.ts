@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { addressSchema, hostSchema, imageSchema, migrationSchema, NAME_RE, Raw, readinessSchema, vmSchema } from "./schema";
+import { jumpHostOf } from "./uri";
 
 export { LIMITS, MIGRATION_DEFAULTS, NAME_RE, VM_DEFAULTS } from "./schema";
 
@@ -93,6 +94,8 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
       if (!NAME_RE.test(name)) p.push(`${at}: host names must match ${NAME_RE.source}`);
       const host = section(hostSchema, h, ["hosts", name], raw, p);
       if (host && host.bridge !== undefined && host.network !== undefined) p.push(`${at}: give network or bridge, not both`);
+      if (host?.guestJump && host.guestNetns !== undefined) p.push(`${at}: give guestNetns or guestJump, not both`);
+      if (host?.guestJump && typeof jumpHostOf(host.uri) === "string") p.push(`${at}.guestJump: ${jumpHostOf(host.uri)}`);
       if (host) hosts[name] = { ...host, name, network: host.network ?? "default" };
     }
 

@@ -84,3 +84,25 @@ export function parseLibvirtUri(uri: string): LibvirtUri | string {
     return `${transport} URIs need known_hosts=<file>: host keys are always verified`;
   return { driver, transport, ...(u.username ? { user: u.username } : {}), ...(host ? { host } : {}), ...(port ? { port } : {}), path, params };
 }
+
+/** A hypervisor's SSH endpoint used as a jump host to its guests (ProxyJump): taken from its libvirt URI. */
+export interface JumpHost {
+  host: string;
+  user?: string;
+  port?: number;
+  /** The key libvirt uses for the host (keyfile=); else ssh's defaults. */
+  keyfile?: string;
+  /** The known_hosts libvirt checks the host against (known_hosts=); else ssh's defaults, still checked. */
+  knownHosts?: string;
+}
+
+/** The jump host a guestJump host's URI gives, or why it cannot give one (a sentence). Pure. */
+export function jumpHostOf(uri: string): JumpHost | string {
+  const u = parseLibvirtUri(uri);
+  if (typeof u === "string") return u;
+  if (!SSH_FAMILY.includes(u.transport) || !u.host) return "needs a qemu+ssh:// or qemu+libssh:// URI: guests are reached through that host's SSH";
+  return {
+    host: u.host, ...(u.user ? { user: u.user } : {}), ...(u.port ? { port: u.port } : {}),
+    ...(u.params.keyfile ? { keyfile: u.params.keyfile } : {}), ...(u.params.known_hosts ? { knownHosts: u.params.known_hosts } : {}),
+  };
+}

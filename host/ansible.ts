@@ -5,7 +5,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { CommandError, run, Runner } from "./runner";
-import { GUEST_SSH_OPTIONS } from "./ssh";
+import type { JumpHost } from "../config/uri";
+import { GUEST_SSH_OPTIONS, jumpConfig, routeArgs } from "./ssh";
 import { withPrivateDir } from "./tempFiles";
 
 export interface PlaybookRun {
@@ -16,6 +17,8 @@ export interface PlaybookRun {
   privateKeyPath: string;
   /** Run ansible inside this network namespace (the lab's guests live there). */
   netns?: string;
+  /** Through the hypervisor's SSH (ProxyJump). */
+  jump?: JumpHost;
   /** Absolute path of the playbook. */
   playbook: string;
   vars: Record<string, unknown>;
@@ -41,7 +44,7 @@ export interface PlaybookResult {
 }
 
 /** The inventory: one host, reached as readiness reaches it (same key, same user, the same GUEST_SSH_OPTIONS). */
-export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" | "privateKeyPath">): string {
+export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" | "privateKeyPath" | "jump">, sshConfig?: string): string {
   return YAML.stringify({
     all: {
       hosts: {
@@ -49,7 +52,7 @@ export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" |
           ansible_host: r.address,
           ansible_user: r.user,
           ansible_ssh_private_key_file: r.privateKeyPath,
-          ansible_ssh_common_args: [...GUEST_SSH_OPTIONS, "ConnectTimeout=10"].map((o) => `-o ${o}`).join(" "),
+          ansible_ssh_common_args: [...routeArgs(r, sshConfig), ...[...GUEST_SSH_OPTIONS, "ConnectTimeout=10"].flatMap((o) => ["-o", o])].join(" "),
           ansible_python_interpreter: "/usr/bin/python3",
         },
       },
@@ -98,8 +101,10 @@ export function parseResult(json: string, host: string, exitCode: number): Playb
 /** Runs the playbook against one host; resolves with its result whether it passed or failed. */
 export async function runPlaybook(r: PlaybookRun, runner: Runner = run): Promise<PlaybookResult> {
   return withPrivateDir(async (dir) => {
-    const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json"), cp: path.join(dir, "cp") };
-    await writeFile(files.inventory, inventoryYaml(r), { mode: 0o600 });
+    const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json"), cp: path.join(dir, "cp"),
+      sshConfig: path.join(dir, "ssh_config") };
+    if (r.jump) await writeFile(files.sshConfig, jumpConfig(r.jump), { mode: 0o600 });
+    await writeFile(files.inventory, inventoryYaml(r, r.jump ? files.sshConfig : undefined), { mode: 0o600 });
     await writeFile(files.vars, JSON.stringify(r.vars), { mode: 0o600 });
     const [file, ...args] = playbookArgv(r, files);
     // 2: a task failed; 4: a host was unreachable (ansible-playbook's exit codes)

@@ -8,6 +8,7 @@ import { run } from "../host/runner";
 import { poll, PollTimeout } from "../host/poll";
 import { Virsh, lines } from "../host/virsh";
 import { GUEST_NET, HOSTS, LabHost, MIG_NET, PROJECT_ROOT, SHARED_DIR, runDir, socketPath, stateDir, uri } from "./layout";
+import { remoteDown, remoteLeaks, remoteUp } from "./remote";
 
 const T = { timeoutMs: 30_000 };
 const ip = (args: string[]) => run("ip", args, T);
@@ -130,9 +131,11 @@ export async function labUp(): Promise<void> {
   await mkdir(SHARED_DIR, { recursive: true });
   for (const h of HOSTS) await hostUp(h);
   await linksUp();
+  await remoteUp();
 }
 
 export async function labDown(): Promise<void> {
+  await remoteDown();
   const present = await netnsList();
   for (const h of HOSTS) {
     if (existsSync(socketPath(h))) {
@@ -181,6 +184,7 @@ export async function labLeaks(): Promise<string[]> {
   for (const h of HOSTS) for (const d of [runDir(h), path.join(stateDir(h), "lib"), path.join(stateDir(h), "etc")])
     if (existsSync(d)) leaks.push(`directory ${d}`);
   if (existsSync(SHARED_DIR)) leaks.push(`directory ${SHARED_DIR}`);
+  leaks.push(...remoteLeaks());
   const { readdirSync, readlinkSync } = await import("node:fs");
   const rootNet = readlinkSync("/proc/self/ns/net");
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {

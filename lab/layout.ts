@@ -35,3 +35,19 @@ export const socketPath = (h: LabHost) => path.join(runDir(h), "libvirt-sock");
 export const uri = (h: LabHost) => `qemu+unix:///system?socket=${socketPath(h)}`;
 /** The URI the other host's libvirtd uses to reach this one for peer-to-peer migration. */
 export const migrationUri = (h: LabHost) => `qemu+tcp://${MIG_NET}.${h.index}/system`;
+
+/**
+ * The remote topology (beside the local one, up at the same time): an operator namespace joined to every host by a
+ * management network, each host running its own sshd there. Clients in the operator namespace reach libvirt over
+ * qemu+libssh with the hosts' keys checked, and guests only through their hypervisor (no route to the guest network).
+ */
+export const OPS = { netns: "vmi-ops", bridge: "mgmt", prefix: "192.168.251", address: "192.168.251.254" };
+export const mgmtAddress = (h: LabHost) => `${OPS.prefix}.${h.index}`;
+/** Generated per lab (removed by `lab down`): the operator's key, the hosts' known_hosts, each host's sshd files. */
+export const REMOTE_DIR = path.join(LAB_DIR, "remote");
+export const OPS_KEY = path.join(REMOTE_DIR, "operator_ed25519");
+export const KNOWN_HOSTS = path.join(REMOTE_DIR, "known_hosts");
+export const sshdDir = (h: LabHost) => path.join(REMOTE_DIR, h.name);
+/** A host as the operator reaches it: libvirt over libssh, host key verified against the lab's known_hosts. */
+export const sshUri = (h: LabHost) =>
+  `qemu+libssh://root@${mgmtAddress(h)}/system?keyfile=${OPS_KEY}&known_hosts=${KNOWN_HOSTS}&known_hosts_verify=normal&sshauth=privkey`;

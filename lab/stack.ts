@@ -7,7 +7,14 @@ import YAML from "yaml";
 import { run } from "../host/runner";
 import { ensureImage, Image, imageKey } from "./image";
 import { labUp } from "./hosts";
-import { HOSTS, LAB_DIR, migrationUri, uri } from "./layout";
+import { HOSTS, LAB_DIR, migrationUri, sshUri, uri } from "./layout";
+
+/**
+ * local: hosts over their unix sockets, guests from inside the hosts' namespaces (pulumi runs in the root namespace);
+ * remote: hosts over qemu+libssh with verified host keys, guests through their hypervisor's sshd (pulumi runs in the
+ * operator namespace, lab/remote.ts).
+ */
+export type Topology = "local" | "remote";
 
 export const KEY_PATH = path.join(LAB_DIR, "keys", "id_ed25519");
 
@@ -25,10 +32,11 @@ export async function ensureLab(): Promise<{ image: Image; publicKey: string }> 
   return { image, publicKey: await ensureKey() };
 }
 
-export function labHostsConfig(): Record<string, unknown> {
+export function labHostsConfig(topology: Topology = "local"): Record<string, unknown> {
   return Object.fromEntries(
     HOSTS.map((h) => [h.name, {
-      uri: uri(h), pool: "default", network: "lab", domainType: "qemu", guestNetns: h.netns,
+      uri: topology === "remote" ? sshUri(h) : uri(h), pool: "default", network: "lab", domainType: "qemu",
+      ...(topology === "remote" ? { guestJump: true } : { guestNetns: h.netns }),
       migrationUri: migrationUri(h), sharedPool: "shared",
     }]),
   );
@@ -46,9 +54,9 @@ export function labImageConfig(image: Image): Record<string, unknown> {
  * the CLI, which encrypts it.
  */
 export async function writeLabStack(projectDir: string, stack: string, vms: unknown[], image: Image, publicKey: string,
-  extra: Record<string, unknown> = {}, file = path.join(projectDir, `Pulumi.${stack}.yaml`)): Promise<void> {
+  extra: Record<string, unknown> = {}, file = path.join(projectDir, `Pulumi.${stack}.yaml`), topology: Topology = "local"): Promise<void> {
   const config: Record<string, unknown> = {
-    "vm-infra:hosts": labHostsConfig(),
+    "vm-infra:hosts": labHostsConfig(topology),
     "vm-infra:image": labImageConfig(image),
     "vm-infra:vms": vms,
     "vm-infra:readiness": { privateKeyPath: KEY_PATH, timeoutSeconds: 900 },

@@ -4,6 +4,7 @@
 // the VM stays, and the state does not record the run (the next up runs it again).
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type { JumpHost } from "../config/uri";
 import { PlaybookResult, runPlaybook } from "../host/ansible";
 import { scrub } from "../host/runner";
 import { audit } from "./audit";
@@ -20,6 +21,7 @@ export interface ProvisionInputs {
   user: string;
   privateKeyPath: string;
   netns?: string;
+  jump?: JumpHost;
   /** Absolute path of the playbook, and the hash of the files in its directory. */
   playbook: string;
   playbookHash: string;
@@ -62,7 +64,7 @@ export function failureMessage(i: ProvisionInputs, r: PlaybookResult): string {
   const where = `${i.name} on ${i.hostName} (${i.address})`;
   if (r.outcome === "unreachable") {
     const f = r.failures.find((x) => x.unreachable);
-    return `${where}: provisioning could not reach the guest over SSH${i.netns ? ` from ${i.netns}` : ""}: ${f?.message ?? "unreachable"}; nothing ran. ` +
+    return `${where}: provisioning could not reach the guest over SSH${i.netns ? ` from ${i.netns}` : i.jump ? ` through ${i.jump.host}` : ""}: ${f?.message ?? "unreachable"}; nothing ran. ` +
       "The VM is kept; run up again when its sshd answers.";
   }
   const first = r.failures[0];
@@ -79,7 +81,7 @@ async function provision(i: ProvisionInputs, why: string): Promise<ProvisionOutp
   say(`${i.name}: running ${path.basename(i.playbook)} on ${i.address} (${why})`);
   const t0 = Date.now();
   const r = await runPlaybook({
-    name: i.name, address: i.address, user: i.user, privateKeyPath: i.privateKeyPath, netns: i.netns, playbook: i.playbook,
+    name: i.name, address: i.address, user: i.user, privateKeyPath: i.privateKeyPath, netns: i.netns, jump: i.jump, playbook: i.playbook,
     vars: { ...i.vars, ...i.secretVars }, tags: i.tags, timeoutMs: i.timeoutSeconds * 1000, projectDir: path.join(__dirname, "..", ".."),
   });
   const seconds = Math.round((Date.now() - t0) / 100) / 10;

@@ -95,7 +95,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       try {
         const { record, paths, leftovers } = await moveVm(req, { log: say });
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });
-        current = { ...olds, hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns,
+        current = { ...olds, hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump,
           knownHosts: news.knownHosts, ...paths, lastMigration: record, leftovers: [...current.leftovers ?? [], ...leftovers],
           powerState: await new Virsh(news.uri).domainState(news.name).catch(() => "running"), stoppedByMove: undefined };
       } catch (e) {
@@ -105,7 +105,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
         // the state records where the VM is now and what was left where, not where it was before the attempt
         const f = e.failure;
         const at = f.at === "to"
-          ? { hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, ...(f.paths ?? {}) }
+          ? { hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump, ...(f.paths ?? {}) }
           : {};
         const state = plain({ ...current, ...at, knownHosts: news.knownHosts, lastMigration: f.record, leftovers: [...current.leftovers ?? [], ...f.leftovers],
           stoppedByMove: f.leftStopped ? `${olds.hostName} -> ${news.hostName} at ${f.record.startedAt}` : undefined, __provider: provider });

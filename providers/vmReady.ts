@@ -7,10 +7,13 @@ import { sshRun } from "../host/ssh";
 import { parseDomifaddr } from "../libvirt/domain";
 import { poll, PollTimeout } from "../host/poll";
 import type { HostSpec, ReadinessSpec, VmSpec } from "../config/spec";
+import type { JumpHost } from "../config/uri";
 
 
 export interface ReadyInputs extends Pick<VmSpec, "name" | "mac" | "user">, Pick<HostSpec, "uri">, Pick<ReadinessSpec, "privateKeyPath" | "timeoutSeconds"> {
   netns?: string;
+  /** Through the hypervisor's SSH (config/resolve.ts guestRoute). */
+  jump?: JumpHost;
   staticAddress?: string;
   /** The domain's state as the placement last saw it; a VM that is not running is reported, not waited for. */
   powerState?: string;
@@ -60,7 +63,7 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
       address = i.staticAddress ?? (await findAddress(v, i.name, i.mac));
       if (!address) return { retry: "no address yet" };
       try {
-        const r = await sshRun({ user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns }, ["cloud-init", "status", "--wait"],
+        const r = await sshRun({ user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns, jump: i.jump }, ["cloud-init", "status", "--wait"],
           Math.max(5000, Math.min(end - Date.now(), 300_000)));
         if (/status: done/.test(r.stdout)) return { value: { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready" } };
         return { retry: `cloud-init: ${r.stdout.trim()}` };

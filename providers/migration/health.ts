@@ -1,6 +1,7 @@
 // Step 4 of a move: the target proves the VM runs there as configured, each check retried until its deadline.
 import { run } from "../../host/runner";
-import { sshRun } from "../../host/ssh";
+import { guestRoute } from "../../config/resolve";
+import { jumpTcp, sshRun } from "../../host/ssh";
 import { Virsh } from "../../host/virsh";
 import { parseDomainXml } from "../../libvirt/domain";
 import { poll, PollTimeout } from "../../host/poll";
@@ -40,7 +41,7 @@ export function healthChecks(r: MoveRequest, T: Virsh, paths: { diskPath: string
       name: "SSH login",
       run: async () => {
         const address = await guestAddress(r, T);
-        await sshRun({ user: r.guest.user, address, privateKeyPath: r.guest.privateKeyPath, netns: r.to.guestNetns }, ["true"], 20_000);
+        await sshRun({ user: r.guest.user, address, privateKeyPath: r.guest.privateKeyPath, ...guestRoute(r.to) }, ["true"], 20_000);
       },
     },
   ];
@@ -50,14 +51,24 @@ export function healthChecks(r: MoveRequest, T: Virsh, paths: { diskPath: string
       name: `HTTP GET :${http.port}${http.path}`,
       run: async () => {
         const address = await guestAddress(r, T);
+        const { jump, netns } = guestRoute(r.to);
+        if (jump) { // through the target's SSH forwarding: the request is written to the guest's port, the status line read back
+          const answer = await jumpTcp({ address, jump }, http.port, httpGet(address, http.path), 15_000);
+          const status = answer.stdout.split("\r\n")[0];
+          if (!/^HTTP\/1\.[01] 2\d\d\b/.test(status)) throw new Error(`answered ${JSON.stringify(status.slice(0, 100)) || "nothing"}`);
+          return;
+        }
         const url = `http://${address}:${http.port}${http.path}`;
         const curl = ["curl", "-fsS", "-o", "/dev/null", "--max-time", "5", "--", url];
-        const [file, ...args] = r.to.guestNetns ? ["ip", "netns", "exec", r.to.guestNetns, ...curl] : curl;
+        const [file, ...args] = netns ? ["ip", "netns", "exec", netns, ...curl] : curl;
         await run(file, args, { timeoutMs: 15_000 });
       },
     });
   return checks;
 }
+
+/** An HTTP/1.0 GET (the server closes the connection after its answer). The path is checked by the config schema. */
+export const httpGet = (address: string, path: string) => `GET ${path} HTTP/1.0\r\nHost: ${address}\r\nUser-Agent: vm-infra\r\nConnection: close\r\n\r\n`;
 
 async function guestAddress(r: MoveRequest, T: Virsh): Promise<string> {
   const a = r.guest.staticAddress ?? (await findAddress(T, r.name, r.mac));

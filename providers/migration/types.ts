@@ -4,7 +4,7 @@ import type { MoveShape, StorageMove } from "../../libvirt/migration";
 import { errText } from "../say";
 
 /** One end of a move: a configured host (config/spec.ts HostSpec) and the pool the VM's disks use there. */
-export interface HostEnd extends Pick<HostSpec, "uri" | "migrationUri" | "pool" | "guestNetns"> {
+export interface HostEnd extends Pick<HostSpec, "uri" | "migrationUri" | "pool" | "guestNetns" | "guestJump"> {
   hostName: string;
 }
 

@@ -13,7 +13,7 @@ import { Leftover, MigrationRecord, MoveRequest } from "../migration/types";
  * re-declared), plus what the component wires in (the ISO it built, the resolved pool, the hosts refresh asks).
  */
 export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "diskGiB" | "storage" | "migration" | "user" | "adopt">,
-  Pick<HostSpec, "uri" | "pool" | "migrationUri" | "guestNetns"> {
+  Pick<HostSpec, "uri" | "pool" | "migrationUri" | "guestNetns" | "guestJump"> {
   hostName: string;
   baseVolume: string;
   /** Local ISO file built by the seed ISO resource; named by isoHash. */
@@ -60,7 +60,7 @@ export const RESTART_KEYS = [...DOMAIN_SPEC_KEYS, "isoHash"] as const;
 /** A host change is a migration: one update, never a replacement. */
 export const MOVE_KEYS = ["hostName", "uri"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
-export const SETTING_KEYS = ["isoFile", "storage", "migration", "migrationUri", "guestNetns", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
+export const SETTING_KEYS = ["isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
 
 /**
  * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same
@@ -123,8 +123,8 @@ export function moveRequest(olds: PlacementOutputs, news: PlacementInputs): Move
   return {
     name: olds.name,
     uuid: olds.uuid,
-    from: { hostName: olds.hostName, uri: olds.uri, migrationUri: olds.migrationUri, pool: olds.pool, guestNetns: olds.guestNetns },
-    to: { hostName: news.hostName, uri: news.uri, migrationUri: news.migrationUri, pool: news.pool, guestNetns: news.guestNetns },
+    from: { hostName: olds.hostName, uri: olds.uri, migrationUri: olds.migrationUri, pool: olds.pool, guestNetns: olds.guestNetns, guestJump: olds.guestJump },
+    to: { hostName: news.hostName, uri: news.uri, migrationUri: news.migrationUri, pool: news.pool, guestNetns: news.guestNetns, guestJump: news.guestJump },
     storage: news.storage === "shared" ? "shared" : "copy",
     migration: news.migration,
     // the running domain is the old definition: it moves as it is, and a changed definition is applied afterwards

@@ -5,6 +5,8 @@ import { run, RunResult } from "../../host/runner";
 export interface StackHandle {
   dir: string;
   stack: string;
+  /** Run pulumi inside this network namespace (the lab's operator namespace for the remote topology). */
+  netns?: string;
 }
 
 const LONG = 30 * 60_000;
@@ -13,7 +15,8 @@ export async function pulumi(h: StackHandle, args: string[], timeoutMs = LONG, o
   // common flags go before a "--" (after it everything is a positional value)
   const cut = args.indexOf("--") === -1 ? args.length : args.indexOf("--");
   const common = ["--cwd", h.dir, "--stack", h.stack, "--non-interactive"];
-  return run("pulumi", [...args.slice(0, cut), ...common, ...args.slice(cut)], { timeoutMs, okCodes });
+  const argv = [...args.slice(0, cut), ...common, ...args.slice(cut)];
+  return h.netns ? run("ip", ["netns", "exec", h.netns, "pulumi", ...argv], { timeoutMs, okCodes }) : run("pulumi", argv, { timeoutMs, okCodes });
 }
 
 /** An `up` whose failure is the expected outcome: its whole output (the diagnostics are not at the tail). */

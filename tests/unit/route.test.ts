@@ -1,0 +1,80 @@
+// How vm-infra's SSH reaches a guest through its hypervisor (issue 10, item 3): the jump host taken from the host's
+// libvirt URI, the ssh_config ssh reads for it, the argv of an SSH login and of a TCP check through it, the inventory.
+import { readFileSync } from "node:fs";
+import { guestRoute } from "../../config/resolve";
+import { parseSpec, SpecError } from "../../config/spec";
+import { jumpHostOf } from "../../config/uri";
+import { inventoryYaml } from "../../host/ansible";
+import { Runner } from "../../host/runner";
+import { jumpConfig, jumpTcp, sshArgv, sshRun } from "../../host/ssh";
+import { httpGet } from "../../providers/migration/health";
+
+const LIBSSH = "qemu+libssh://root@192.168.251.1:2222/system?keyfile=/keys/op&known_hosts=/keys/kh&known_hosts_verify=normal&sshauth=privkey";
+
+test("the jump host is exactly the URI's user, host, port, key and known_hosts; local and TCP URIs give none", () => {
+  expect(jumpHostOf(LIBSSH)).toEqual({ host: "192.168.251.1", user: "root", port: 2222, keyfile: "/keys/op", knownHosts: "/keys/kh" });
+  expect(jumpHostOf("qemu+ssh://hv1.example.org/system")).toEqual({ host: "hv1.example.org" });
+  for (const u of ["qemu:///system", "qemu+tcp://hv1/system"])
+    expect(jumpHostOf(u)).toBe("needs a qemu+ssh:// or qemu+libssh:// URI: guests are reached through that host's SSH");
+  expect(jumpHostOf("qemu+ssh://hv1/system?command=/bin/x")).toBe("parameter command= is refused: it names a program to run instead of ssh");
+});
+
+test("the jump host's ssh_config checks its host key against exactly the URI's known_hosts, never trusting on first use", () => {
+  expect(jumpConfig({ host: "192.168.251.1", user: "root", port: 2222, keyfile: "/keys/op", knownHosts: "/keys/kh" })).toBe([
+    "Host vmi-jump", "  HostName 192.168.251.1", "  User root", "  Port 2222", "  IdentityFile /keys/op", "  IdentitiesOnly yes",
+    "  UserKnownHostsFile /keys/kh", "  StrictHostKeyChecking yes", "  BatchMode yes", "  LogLevel ERROR", ""].join("\n"));
+  // without known_hosts= (qemu+ssh): ssh's own known_hosts files, still checked
+  expect(jumpConfig({ host: "[fd00::1]" })).toBe(["Host vmi-jump", "  HostName fd00::1", "  StrictHostKeyChecking yes", "  BatchMode yes", "  LogLevel ERROR", ""].join("\n"));
+});
+
+test("an SSH login through the jump host: the config file, ProxyJump to it, and the guest's options; the file exists while ssh runs", async () => {
+  const seen: { args: readonly string[]; config: string }[] = [];
+  const runner: Runner = async (file, args) => {
+    seen.push({ args: [file, ...args], config: readFileSync(args[1], "utf8") });
+    return { stdout: "", stderr: "", exitCode: 0 };
+  };
+  const jump = { host: "192.168.251.1", user: "root", knownHosts: "/keys/kh" };
+  await sshRun({ user: "ops", address: "192.168.100.5", privateKeyPath: "/k", jump }, ["true"], 10_000, runner);
+  const cfg = seen[0].args[2];
+  expect(seen[0].args).toEqual(["ssh", "-F", cfg, "-o", "ProxyJump=vmi-jump", "-i", "/k", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-l", "ops", "--", "192.168.100.5", "true"]);
+  expect(seen[0].config).toBe(jumpConfig(jump));
+  expect(() => readFileSync(cfg)).toThrow(/ENOENT/); // removed afterwards
+  expect(() => sshArgv({ user: "ops", address: "a", privateKeyPath: "/k", jump }, ["true"])).toThrow("ssh: a jump host needs its ssh_config (withRoute)");
+});
+
+test("a TCP check through the jump host is ssh -W with the request on stdin: no shell on either side", async () => {
+  const calls: { args: readonly string[]; input?: string | Buffer }[] = [];
+  const runner: Runner = async (file, args, o) => {
+    calls.push({ args: [file, ...args], input: o.input });
+    return { stdout: "HTTP/1.0 200 OK\r\n\r\n", stderr: "", exitCode: 0 };
+  };
+  await jumpTcp({ address: "192.168.100.5", jump: { host: "h" } }, 8080, httpGet("192.168.100.5", "/health"), 15_000, runner);
+  expect(calls[0].args).toEqual(["ssh", "-F", calls[0].args[2], "-W", "192.168.100.5:8080", "--", "vmi-jump"]);
+  expect(calls[0].input).toBe("GET /health HTTP/1.0\r\nHost: 192.168.100.5\r\nUser-Agent: vm-infra\r\nConnection: close\r\n\r\n");
+});
+
+test("the provisioning inventory goes through the same jump host", () => {
+  expect(inventoryYaml({ name: "web-1", address: "192.168.100.5", user: "ops", privateKeyPath: "/k", jump: { host: "h" } }, "/tmp/p/ssh_config")).toContain(
+    "ansible_ssh_common_args: -F /tmp/p/ssh_config -o ProxyJump=vmi-jump -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no " +
+    "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10\n");
+});
+
+test("guestJump: only with an SSH URI, never with guestNetns; the route follows the host", () => {
+  const base = { image: { volume: "base.qcow2" }, vms: [], readiness: { privateKeyPath: "/k" } };
+  const errors = (hosts: unknown) => {
+    try {
+      parseSpec({ ...base, hosts });
+      return [];
+    } catch (e) {
+      return (e as SpecError).problems;
+    }
+  };
+  expect(errors({ a: { uri: "qemu:///system", guestJump: true } })).toEqual(
+    ['hosts."a".guestJump: needs a qemu+ssh:// or qemu+libssh:// URI: guests are reached through that host\'s SSH']);
+  expect(errors({ a: { uri: LIBSSH, guestJump: true, guestNetns: "ns" } })).toEqual(['hosts."a": give guestNetns or guestJump, not both']);
+  expect(errors({ a: { uri: LIBSSH, guestJump: true } })).toEqual([]);
+  expect(guestRoute({ uri: LIBSSH, guestJump: true })).toEqual({ jump: { host: "192.168.251.1", user: "root", port: 2222, keyfile: "/keys/op", knownHosts: "/keys/kh" } });
+  expect(guestRoute({ uri: LIBSSH, guestNetns: "vmi-hv-a" })).toEqual({ netns: "vmi-hv-a" });
+  expect(guestRoute({ uri: LIBSSH })).toEqual({});
+});
