@@ -4,6 +4,7 @@ import { CommandError, run, Runner } from "./runner";
 import { withPrivateFile } from "./tempFiles";
 import { parseKeyValues, parseVolumeXml } from "../libvirt/domain";
 import { JobInfo, parseJobInfo } from "../libvirt/migration";
+import { parseLibvirtUri } from "../config/uri";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
@@ -16,9 +17,19 @@ export class Virsh {
     private readonly runner: Runner = virshRunner.current,
   ) {}
 
+  /**
+   * stdin is always a pipe that is closed at once (or carries `input`): libvirt's SSH transports ask there whether to
+   * accept a host key they do not know, and the answer is then always no.
+   */
   async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string, signal?: AbortSignal): Promise<string> {
-    const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input, ...(signal ? { signal } : {}) });
-    return r.stdout;
+    try {
+      const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input, ...(signal ? { signal } : {}) });
+      return r.stdout;
+    } catch (e) {
+      const problem = e instanceof CommandError ? hostKeyProblem(this.uri, e.stderrTail) : undefined;
+      if (problem) throw new HostKeyError(e as CommandError, problem);
+      throw e;
+    }
   }
 
   /**
@@ -123,9 +134,39 @@ export const lines = (s: string) =>
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
 
+/** A host whose SSH key is not the verified one: nothing was done on it. */
+export class HostKeyError extends CommandError {
+  constructor(e: CommandError, problem: string) {
+    super(e.argv, e.exitCode, e.signal, e.timedOut, e.stderrTail, e.stdoutTail);
+    this.message = problem;
+  }
+}
+
+/**
+ * What libvirt's SSH transports say when a host's key is not the verified one, as one sentence naming the host and
+ * the known_hosts file; undefined for any other error. Pure.
+ */
+export function hostKeyProblem(uri: string, stderr: string): string | undefined {
+  const u = parseLibvirtUri(uri);
+  const file = typeof u === "string" ? undefined : u.params.known_hosts;
+  const where = file ? `known_hosts ${file}` : "your known_hosts";
+  const nothing = "nothing was done on that host; vm-infra never accepts a host key it cannot verify";
+  const changed = /Identity of host '([^']+)' differs from stored identity\. Please verify the new host key '([^']+)'/.exec(stderr);
+  if (changed) return `the SSH host key of ${changed[1]} (${changed[2]}) differs from the one in ${where}: refused, ${nothing}. ` +
+    "If the host was reinstalled, verify its new key out of band and replace its line there; if not, someone may be in the middle";
+  const unknown = /SSH host key for '([^']+)' \(([^)]+)\) was not accepted/.exec(stderr);
+  if (unknown) return `the SSH host key of ${unknown[1]} (${unknown[2]}) is not in ${where}: refused, ${nothing}. ` +
+    "Verify the key out of band and add it there";
+  if (/Host key verification failed/.test(stderr)) // OpenSSH (qemu+ssh): unknown or changed, from your ssh config's known_hosts
+    return `the SSH host key of ${typeof u === "string" ? uri : u.host} could not be verified against ${where} (ssh: Host key verification failed): ` +
+      `refused, ${nothing}. Verify the key out of band and add it there`;
+  return undefined;
+}
+
 /** libvirt could not be reached at all (daemon down, socket gone, network or ssh failure). */
 export function isUnreachable(e: unknown): boolean {
-  return e instanceof CommandError && /(failed to connect to the hypervisor|Failed to connect socket|Connection refused|No route to host|End of file while reading data)/i.test(e.stderrTail);
+  // a HostKeyError answered, with a key that is not the verified one: not "did not answer"
+  return e instanceof CommandError && !(e instanceof HostKeyError) && /(failed to connect to the hypervisor|Failed to connect socket|Connection refused|No route to host|End of file while reading data)/i.test(e.stderrTail);
 }
 
 /** libvirt's "no such object" errors (domain, volume, network, pool). */

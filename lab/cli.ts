@@ -3,7 +3,7 @@
 import { spawnSync } from "./spawn";
 import { ensureImage } from "./image";
 import { labDown, labLeaks, labStatus, labUp } from "./hosts";
-import { HOSTS } from "./layout";
+import { HOSTS, OPS, sshUri } from "./layout";
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -31,13 +31,13 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "exec": {
-      const host = HOSTS.find((h) => h.name === rest[0]);
+      const netns = rest[0] === "ops" ? OPS.netns : HOSTS.find((h) => h.name === rest[0])?.netns;
       const sep = rest.indexOf("--");
-      if (!host || sep !== 1 || rest.length < 3) {
-        console.error("usage: lab exec hv-a|hv-b -- CMD [ARGS...]");
+      if (!netns || sep !== 1 || rest.length < 3) {
+        console.error("usage: lab exec hv-a|hv-b|ops -- CMD [ARGS...]   (ops: the remote topology's operator namespace)");
         return 2;
       }
-      return spawnSync("ip", ["netns", "exec", host.netns, ...rest.slice(2)]);
+      return spawnSync("ip", ["netns", "exec", netns, ...rest.slice(2)]);
     }
     default:
       console.error("usage: lab up|down [--check]|status|image|exec");
@@ -48,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
 async function printStatus(): Promise<number> {
   for (const s of await labStatus()) {
     console.log(`${s.name}\t${s.up ? "up" : "down"}\tnetns ${s.netns}\t${s.uri}`);
+    const h = HOSTS.find((x) => x.name === s.name);
+    if (h) console.log(`\tfrom ${OPS.netns}: ${sshUri(h)}`);
     for (const d of s.domains) console.log(`\t${d}`);
   }
   return 0;

@@ -34,6 +34,8 @@ function sshdConfig(h: LabHost): string {
     `ListenAddress ${mgmtAddress(h)}`, "Port 22", `HostKey ${path.join(d, "ssh_host_ed25519_key")}`, `PidFile ${sshdPidFile(h)}`,
     `AuthorizedKeysFile ${path.join(d, "authorized_keys")}`, "PermitRootLogin prohibit-password", "PubkeyAuthentication yes",
     "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+    // its files are 0600 in a 0700 directory, but under /var/tmp (world-writable), which StrictModes refuses
+    "StrictModes no",
     // ProxyJump to the guests is a TCP forward; nothing else is forwarded
     "AllowTcpForwarding yes", "AllowAgentForwarding no", "X11Forwarding no", "PermitTunnel no", "PrintMotd no",
     // many parallel libvirt connections (one per virsh call) must not be dropped as a connection flood

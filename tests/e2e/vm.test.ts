@@ -1,13 +1,18 @@
-// The VM component on the real engine and the real lab: two VMs (one per host) come up and accept SSH + sudo;
+// The VM component on the real engine and the real lab's remote topology (issue 10): pulumi runs in the operator
+// namespace, reaches both hosts over qemu+libssh with their host keys verified, and their guests only through the
+// hypervisors' sshd (the operator namespace has no route to them). Two VMs (one per host) come up and accept SSH + sudo;
 // up again changes nothing; a memory and user-data change updates in place with a new ISO and keeps the disk; the
 // state holds no plaintext key; provisioning (issue 13) on e2e-b; destroy leaves no domain or volume behind.
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { sshRun } from "../../host/ssh";
 import { Virsh } from "../../host/virsh";
-import { HOSTS, uri } from "../../lab/layout";
+import { HOSTS, KNOWN_HOSTS, OPS, sshUri, uri } from "../../lab/layout";
+import { jumpHostOf, JumpHost } from "../../config/uri";
 import { specialSigKey } from "@pulumi/pulumi/runtime/rpc";
-import { KEY_PATH, ensureLab, writeLabStack } from "../../lab/stack";
+import { KEY_PATH, ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { Image } from "../../lab/image";
 import { outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { inventory } from "../support/lab";
@@ -15,7 +20,7 @@ import { inventory } from "../support/lab";
 jest.setTimeout(60 * 60_000);
 
 const root = path.join(__dirname, "..", "..");
-const h = { dir: root, stack: "e2e-vm" };
+const h = { dir: root, stack: "e2e-vm", netns: OPS.netns };
 let image: Image;
 let publicKey: string;
 
@@ -25,10 +30,21 @@ const vmConfig = (memA: number, extra?: string, provision?: Record<string, unkno
   { name: "e2e-a", host: "hv-a", memoryMiB: memA, diskGiB: 4, user: "ops", ...(extra ? { extraUserData: extra } : {}) },
   { name: "e2e-b", host: "hv-b", memoryMiB: 768, diskGiB: 4, user: "ops", ...(provision ? { provision } : {}) },
 ];
-const ssh = (vm: VmOut, hostNs: string, cmd: string[]) =>
-  sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, netns: hostNs }, cmd, 60_000);
+const jumpOf = (host: string) => jumpHostOf(sshUri(HOSTS.find((x) => x.name === host)!)) as JumpHost;
+/** SSH to a guest as the user reaches it: from the operator namespace, through the hypervisor it runs on. */
+const ssh = (vm: VmOut, cmd: string[]) =>
+  sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, netns: OPS.netns, jump: jumpOf(vm.host) }, cmd, 60_000);
+const write = (vms: unknown[], hosts?: Record<string, unknown>) =>
+  writeLabStack(root, h.stack, vms, image, publicKey, hosts ? { "vm-infra:hosts": hosts } : {}, undefined, "remote");
 
 let before: string[];
+/** What vm-infra says for each host-key problem (host/virsh.ts). */
+const HOST_KEY_ERRORS = {
+  changed: (kh: string) => new RegExp(`the SSH host key of 192\\.168\\.251\\.1:22 \\([0-9a-f:]{95}\\) differs from the one in known_hosts ${kh}: ` +
+    "refused, nothing was done on that host; vm-infra never accepts a host key it cannot verify\\. If the host was reinstalled"),
+  unknown: (kh: string) => new RegExp(`the SSH host key of 192\\.168\\.251\\.1 \\([0-9a-f:]{95}\\) is not in known_hosts ${kh}: ` +
+    "refused, nothing was done on that host; vm-infra never accepts a host key it cannot verify\\. Verify the key out of band and add it there"),
+};
 const virshB = () => new Virsh(uri(HOSTS[1]));
 
 beforeAll(async () => {
@@ -38,12 +54,33 @@ beforeAll(async () => {
     timeoutMs: 60_000, okCodes: [0, 255],
   }).catch(() => undefined);
   await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
-  await writeLabStack(root, h.stack, vmConfig(1024), image, publicKey);
+  await write(vmConfig(1024));
 });
 
 afterAll(async () => {
   await pulumi(h, ["destroy", "--yes", "--skip-preview"]).catch(() => undefined);
   await pulumi(h, ["stack", "rm", "--yes", "--force"]).catch(() => undefined);
+});
+
+// a host whose key is not the one known_hosts has for it (reinstalled, or someone in the middle), or a host known_hosts
+// does not list: refused at the first connection, before anything is made on any host
+test("a changed or unknown host key is refused with a clear error, and nothing is made on any host", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "vmi-kh-"));
+  const other = path.join(dir, "other");
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other], { timeoutMs: 30_000 });
+  const a = HOSTS[0];
+  const [type, key] = readFileSync(`${other}.pub`, "utf8").trim().split(" ");
+  const cases = { changed: `192.168.251.1 ${type} ${key}\n`, unknown: "" };
+  for (const [what, content] of Object.entries(cases)) {
+    const kh = path.join(dir, `known_hosts-${what}`);
+    writeFileSync(kh, content);
+    const hosts = labHostsConfig("remote") as Record<string, Record<string, unknown>>;
+    await write(vmConfig(1024), { ...hosts, "hv-a": { ...hosts["hv-a"], uri: sshUri(a).replace(KNOWN_HOSTS, kh) } });
+    const text = await upExpectingFailure(h);
+    expect(text).toMatch(HOST_KEY_ERRORS[what as keyof typeof cases](kh));
+    expect(await inventory()).toEqual(before);
+  }
+  await write(vmConfig(1024));
 });
 
 test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
@@ -57,11 +94,15 @@ test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
   const vms = await vmsOf();
   expect(vms["e2e-a"].host).toBe("hv-a");
   expect(vms["e2e-b"].host).toBe("hv-b");
-  const a = await ssh(vms["e2e-a"], "vmi-hv-a", ["sudo", "-n", "true"]);
+  // the user's printed command goes through the same hypervisor; the operator namespace has no route to the guest
+  expect(vms["e2e-a"].ssh).toBe(`ssh -J root@192.168.251.1 -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
+  await expect(sshRun({ user: "ops", address: vms["e2e-a"].address, privateKeyPath: KEY_PATH, netns: OPS.netns }, ["true"], 30_000))
+    .rejects.toThrow(/Network is unreachable/);
+  const a = await ssh(vms["e2e-a"], ["sudo", "-n", "true"]);
   expect(a.exitCode).toBe(0);
-  const b = await ssh(vms["e2e-b"], "vmi-hv-b", ["hostname"]);
+  const b = await ssh(vms["e2e-b"], ["hostname"]);
   expect(b.stdout.trim()).toBe("e2e-b");
-  expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/var/lib/cloud/data/instance-id"])).stdout.trim()).toBe("iid-vm-infra-e2e-a");
+  expect((await ssh(vms["e2e-a"], ["cat", "/var/lib/cloud/data/instance-id"])).stdout.trim()).toBe("iid-vm-infra-e2e-a");
 });
 
 test("up again: no changes", async () => {
@@ -79,12 +120,12 @@ test("the state holds no plaintext SSH key", async () => {
 test("memory and user-data change: updated in place with a new ISO attached, the disk is the same", async () => {
   const vms = await vmsOf();
   // ssh joins remote argv into one line for the guest's shell: pass one constant line, not an argv to re-split
-  await ssh(vms["e2e-a"], "vmi-hv-a", ["echo kept > /home/ops/marker && sync"]);
-  expect((await ssh(vms["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
+  await ssh(vms["e2e-a"], ["echo kept > /home/ops/marker && sync"]);
+  expect((await ssh(vms["e2e-a"], ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
   const v = new Virsh(uri(HOSTS[0]));
   const isSeed = (n: string) => /^e2e-a-[0-9a-f]{8}-cidata-[0-9a-f]{12}\.iso$/.test(n);
   const isoBefore = (await v.listVolumes("default")).filter(isSeed);
-  await writeLabStack(root, h.stack, vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n"), image, publicKey);
+  await write(vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n"));
   const steps = await previewSteps(h);
   expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${urnName(s.urn)}`).sort()).toEqual([
     "replace e2e-a-cidata", "update e2e-a-placement", "update e2e-a-ready"]);
@@ -95,7 +136,7 @@ test("memory and user-data change: updated in place with a new ISO attached, the
   expect(isoAfter).toHaveLength(1);
   expect(isoAfter).not.toEqual(isoBefore);
   const after = await vmsOf();
-  expect((await ssh(after["e2e-a"], "vmi-hv-a", ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
+  expect((await ssh(after["e2e-a"], ["cat", "/home/ops/marker"])).stdout.trim()).toBe("kept");
 });
 
 // ------------------------------------------------------------------------- provisioning (issue 13), on e2e-b
@@ -105,10 +146,10 @@ test("memory and user-data change: updated in place with a new ISO attached, the
 const SECRET = "pw-Zq7-never-in-state";
 const GOOD = "listen=8080\nworkers=2\n";
 const provisionWith = async (vars: Record<string, unknown>) => {
-  await writeLabStack(root, h.stack, vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n", { vars }), image, publicKey);
+  await write(vmConfig(1280, "write_files:\n  - path: /etc/vm-infra-e2e\n    content: second\n", { vars }));
   await pulumi(h, ["config", "set", "--secret", "--path", "vm-infra:provisionSecrets.e2e-b.app_secret", "--", SECRET]);
 };
-const onB = async (line: string) => (await ssh((await vmsOf())["e2e-b"], "vmi-hv-b", [line])).stdout;
+const onB = async (line: string) => (await ssh((await vmsOf())["e2e-b"], [line])).stdout;
 const provisionResult = async () => (await stateOutputs(h, "e2e-b-provision")).result as Record<string, unknown>;
 
 test("provisioning: a package that does not exist fails the up naming the task; the rescue logs FAILED, restores the config byte for byte, always runs", async () => {
@@ -161,7 +202,7 @@ test("provisioning: an unreachable guest (sshd stopped) fails within a bound wit
   const t0 = Date.now();
   const text = await upExpectingFailure(h);
   const seconds = (Date.now() - t0) / 1000;
-  expect(text).toMatch(/e2e-b on hv-b \(\d+\.\d+\.\d+\.\d+\): provisioning could not reach the guest over SSH from vmi-hv-b: .*; nothing ran\. The VM is kept/);
+  expect(text).toMatch(/e2e-b on hv-b \(\d+\.\d+\.\d+\.\d+\): provisioning could not reach the guest over SSH through 192\.168\.251\.2: .*; nothing ran\. The VM is kept/);
   process.stdout.write(`provisioning against a guest without sshd failed after ${seconds.toFixed(0)} s\n`);
   expect(await virshB().domainState("e2e-b")).toBe("running");
   await agent(["start", "ssh.service"]);

@@ -5,7 +5,8 @@ import { guestRoute } from "../../config/resolve";
 import { parseSpec, SpecError } from "../../config/spec";
 import { jumpHostOf } from "../../config/uri";
 import { inventoryYaml } from "../../host/ansible";
-import { Runner } from "../../host/runner";
+import { CommandError, Runner } from "../../host/runner";
+import { HostKeyError, Virsh, hostKeyProblem, isUnreachable } from "../../host/virsh";
 import { jumpConfig, jumpTcp, sshArgv, sshRun } from "../../host/ssh";
 import { httpGet } from "../../providers/migration/health";
 
@@ -77,4 +78,31 @@ test("guestJump: only with an SSH URI, never with guestNetns; the route follows 
   expect(guestRoute({ uri: LIBSSH, guestJump: true })).toEqual({ jump: { host: "192.168.251.1", user: "root", port: 2222, keyfile: "/keys/op", knownHosts: "/keys/kh" } });
   expect(guestRoute({ uri: LIBSSH, guestNetns: "vmi-hv-a" })).toEqual({ netns: "vmi-hv-a" });
   expect(guestRoute({ uri: LIBSSH })).toEqual({});
+});
+
+test("a host key that is not the verified one is said as such, naming the host and the known_hosts file", () => {
+  const fp = "e1:a2:ef:f4:2d:f5:bb:2a:c6:53:f3:14:2d:e2:0a:36:a8:22:09:46:5e:f3:d9:d6:4d:c9:01:a4:f0:36:71:b9";
+  // libvirt 9.0's libssh transport, as seen on the lab
+  expect(hostKeyProblem(LIBSSH, `error: failed to connect to the hypervisor\nerror: authentication failed: !!! SSH HOST KEY VERIFICATION FAILED !!!: Identity of host '192.168.251.1:22' differs from stored identity. Please verify the new host key '${fp}' to avoid possible man in the middle attack. The key is stored in '/keys/kh'.`))
+    .toBe(`the SSH host key of 192.168.251.1:22 (${fp}) differs from the one in known_hosts /keys/kh: refused, nothing was done on that host; ` +
+      "vm-infra never accepts a host key it cannot verify. If the host was reinstalled, verify its new key out of band and replace its line there; if not, someone may be in the middle");
+  expect(hostKeyProblem(LIBSSH, `error: failed to connect to the hypervisor\nerror: libssh transport error: SSH host key for '192.168.251.1' (${fp}) was not accepted`))
+    .toBe(`the SSH host key of 192.168.251.1 (${fp}) is not in known_hosts /keys/kh: refused, nothing was done on that host; ` +
+      "vm-infra never accepts a host key it cannot verify. Verify the key out of band and add it there");
+  expect(hostKeyProblem("qemu+ssh://root@hv1/system", "error: failed to connect to the hypervisor\nerror: Cannot recv data: Host key verification failed.: Connection reset by peer"))
+    .toBe("the SSH host key of hv1 could not be verified against your known_hosts (ssh: Host key verification failed): refused, nothing was done " +
+      "on that host; vm-infra never accepts a host key it cannot verify. Verify the key out of band and add it there");
+  expect(hostKeyProblem(LIBSSH, "error: failed to connect to the hypervisor\nerror: Connection refused")).toBeUndefined();
+});
+
+test("virsh's stdin is closed at once: libvirt's question whether to accept an unknown key gets no answer", async () => {
+  const seen: (string | Buffer | undefined)[] = [];
+  const runner: Runner = async (_f, _a, o) => {
+    seen.push(o.input);
+    throw new CommandError(["virsh"], 1, null, false, "error: libssh transport error: SSH host key for 'h' (aa:bb) was not accepted", "");
+  };
+  const err = await new Virsh(LIBSSH, runner).exec(["list"]).catch((e: unknown) => e);
+  expect(seen).toEqual([undefined]); // the runner ends stdin empty when no input is given
+  expect(err).toBeInstanceOf(HostKeyError);
+  expect(isUnreachable(err)).toBe(false); // it answered, with another key: not "did not answer"
 });
