@@ -36,8 +36,9 @@ const silent = (i: BaseImageInputs, then: string) => (e: unknown): never => {
 
 export const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: BaseImageOutputs, news: BaseImageInputs) {
-    const replaces = (["uri", "pool", "volume", "sha256"] as const).filter((k) => olds[k] !== news[k]);
-    return { changes: replaces.length > 0 || olds.source !== news.source, replaces, deleteBeforeReplace: true };
+    // a new uri for the same host is a new way to reach it (update checks the image is there), not a new image
+    const replaces = (["pool", "volume", "sha256"] as const).filter((k) => olds[k] !== news[k]);
+    return { changes: replaces.length > 0 || olds.source !== news.source || olds.uri !== news.uri, replaces, deleteBeforeReplace: true };
   },
   async create(i: BaseImageInputs) {
     const v = new Virsh(i.uri);
@@ -71,6 +72,13 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     return { id: undefined as unknown as string, props: {} };
   },
   async update(_id: string, olds: BaseImageOutputs, news: BaseImageInputs) {
+    if (olds.uri !== news.uri) {
+      const v = new Virsh(news.uri);
+      await v.refreshPool(news.pool).catch(silent(news, "nothing was changed; the state keeps the old URI"));
+      if (!(await v.volumeExists(news.pool, news.volume)))
+        throw new Error(`base image ${news.volume}: hosts.${news.hostName}.uri changed to ${news.uri}, but pool ${news.pool} there has no ${news.volume}: ` +
+          "a new URI must reach the same hypervisor (give another one its own host name); nothing was changed");
+    }
     return { outs: { ...olds, ...news } };
   },
   async delete(_id: string, p: BaseImageOutputs) {

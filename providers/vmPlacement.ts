@@ -37,6 +37,18 @@ class PartialFailure extends Error {
   }
 }
 
+/**
+ * A host's new URI must reach the same hypervisor: the VM (same UUID) is found through it, or nothing is recorded. A
+ * URI that reaches another machine is not a way to move a VM (give that machine its own host name).
+ */
+async function sameHypervisor(olds: PlacementOutputs, news: PlacementInputs): Promise<void> {
+  const seen = await observe(new Virsh(news.uri), news.name, olds.uuid).catch(() => "unknown" as const);
+  if (seen === "running" || seen === "paused" || seen === "shut off") return;
+  throw new Error(`${news.name}: hosts.${news.hostName}.uri changed to ${news.uri}, but ${news.name}${olds.uuid ? ` (UUID ${olds.uuid})` : ""} is ` +
+    `${seen === "unknown" ? "not reachable through it" : seen === "foreign" ? "another domain there" : "not there"}; nothing was changed and the state keeps ` +
+    `${olds.uri}. A new URI must reach the same hypervisor; to move the VM to another one, give that hypervisor its own host name`);
+}
+
 export const provider: pulumi.dynamic.ResourceProvider = {
   async check(olds: Partial<PlacementInputs>, news: PlacementInputs) {
     return { inputs: news, failures: checkMove(olds, news) };
@@ -88,7 +100,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
 
   async update(id: string, olds: PlacementOutputs, news: PlacementInputs) {
     const provider = (news as unknown as { __provider?: string }).__provider;
-    let current: PlacementOutputs = { ...olds, leftovers: await removeLeftovers(olds, olds.leftovers, new Virsh(olds.uri)) };
+    if (!moves(olds, news) && olds.uri !== news.uri) await sameHypervisor(olds, news);
+    let current: PlacementOutputs = { ...olds, leftovers: await removeLeftovers(olds, olds.leftovers, new Virsh(moves(olds, news) ? olds.uri : news.uri)) };
     if (moves(olds, news)) {
       const req = moveRequest(olds, news);
       say(`plan: ${planLine(shapeOf(req))}`);

@@ -57,10 +57,13 @@ export interface PlacementOutputs extends PlacementInputs {
 export const REPLACE_KEYS = ["name", "pool", "baseVolume", "diskGiB"] as const;
 /** Changing these redefines the domain in place: graceful shutdown, define, start; the disk stays. */
 export const RESTART_KEYS = [...DOMAIN_SPEC_KEYS, "isoHash"] as const;
-/** A host change is a migration: one update, never a replacement. */
-export const MOVE_KEYS = ["hostName", "uri"] as const;
+/**
+ * A host change is a migration: one update, never a replacement. A host is its name in the config: a new `uri` for the
+ * same host name is a new way to reach the same hypervisor (another transport, key or known_hosts), checked by update.
+ */
+export const MOVE_KEYS = ["hostName"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
-export const SETTING_KEYS = ["isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
+export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
 
 /**
  * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same

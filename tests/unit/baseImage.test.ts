@@ -98,3 +98,17 @@ test("readiness reports a VM that is shut off instead of waiting for it, and ask
   expect(r).toEqual({ id: "web-1", outs: { ...i, address: "", readySeconds: 0, status: "shut off" } });
   expect(calls).toEqual([["domstate", "--", "web-1"]]);
 });
+
+test("a new URI for the same host keeps the image (an update that checks it is there), and refuses a URI where it is not", async () => {
+  const newUri = "qemu+libssh://root@hv-a/system?known_hosts=/k";
+  const d = await provider.diff!("hv-a/base.qcow2", outs, { ...outs, uri: newUri });
+  expect([d.changes, d.replaces]).toEqual([true, []]);
+  const calls: string[][] = [];
+  virshRunner.current = pool({ [BASE]: null }, calls);
+  expect((await provider.update!("hv-a/base.qcow2", outs, { ...outs, uri: newUri })).outs.uri).toBe(newUri);
+  virshRunner.current = pool({}, calls);
+  await expect(provider.update!("hv-a/base.qcow2", outs, { ...outs, uri: newUri })).rejects.toThrow(
+    `base image ${BASE}: hosts.hv-a.uri changed to ${newUri}, but pool default there has no ${BASE}: a new URI must reach the same hypervisor ` +
+    "(give another one its own host name); nothing was changed");
+  expect(calls.filter((c) => !["pool-refresh", "vol-info"].includes(c[0]))).toEqual([]); // questions only
+});

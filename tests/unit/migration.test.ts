@@ -9,7 +9,7 @@ import { rollback } from "../../providers/migration/rollback";
 import { transfer } from "../../providers/migration/transfer";
 import { MigrationError, MoveRequest } from "../../providers/migration/types";
 import { moveVm } from "../../providers/migration/move";
-import { checkMove, moveRequest, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
+import { checkMove, moveRequest, moves, placementDiff, PlacementInputs } from "../../providers/vmPlacement";
 
 const mig = (o: Partial<MigrationSpec> = {}): MigrationSpec => ({ ...MIGRATION_DEFAULTS, ...o });
 
@@ -448,4 +448,14 @@ test("a VM left stopped by a failed move makes the next plan start it, and the n
   expect(placementDiff({ ...stopped, stoppedByMove: undefined }, inputs()).changes).toBe(false);
   expect(moveRequest(stopped, inputs({ hostName: "hv-b", uri: "qemu:///b" })).startStopped).toBe(true);
   expect(moveRequest({ ...stopped, stoppedByMove: undefined }, inputs({ hostName: "hv-b", uri: "qemu:///b" })).startStopped).toBe(false);
+});
+
+// issue 10: a host's URI changes when its operator changes the transport, key or known_hosts file; the VM stays where
+// it is. Before, any URI change was a migration to "another" host, which the pre-check refused (the name is taken).
+test("a new URI for the same host name is recorded, not a move; a new host name is a move", () => {
+  const reach = inputs({ uri: "qemu+libssh://root@hv-a/system?known_hosts=/etc/vm-infra/known_hosts" });
+  expect(moves(inputs(), reach)).toBe(false);
+  expect(placementDiff(inputs(), reach)).toMatchObject({ changes: true, replaces: [] });
+  expect(checkMove(inputs(), { ...reach, memoryMiB: 2048 })).toEqual([]); // not a move: a restart with the new URI is fine
+  expect(moves(inputs(), inputs({ hostName: "hv-b" }))).toBe(true);
 });
