@@ -7,6 +7,7 @@ import { buildSeedIso } from "../host/iso";
 import { cloudInitDocs } from "../cloud-init/documents";
 import { MIGRATION_DEFAULTS, macFor } from "../config/spec";
 import { sshRun } from "../host/ssh";
+import type { GuestRoute } from "../config/resolve";
 import { Virsh } from "../host/virsh";
 import { domainXml } from "../libvirt/domain";
 import { findAddress } from "../providers/vmReady";
@@ -38,7 +39,8 @@ export interface RawBootOptions {
   base: Base;
   publicKey: string;
   keyPath: string;
-  netns: string;
+  /** How SSH reaches the guest: from a host's namespace (local topology) or through its hypervisor (remote). */
+  route: GuestRoute;
   user?: string;
 }
 
@@ -68,11 +70,11 @@ export async function rawBoot(v: Virsh, o: RawBootOptions) {
   while (!tSsh) {
     if (Date.now() > deadline) throw new Error(`${o.name}: no SSH within 20 min`);
     address = await findAddress(v, o.name, vm.mac);
-    const target = { user, address: address ?? "", privateKeyPath: o.keyPath, netns: o.netns };
+    const target = { user, address: address ?? "", privateKeyPath: o.keyPath, ...o.route };
     if (address && (await sshRun(target, ["true"], 15_000).then(() => true, () => false))) tSsh = Date.now();
     else await new Promise((r) => setTimeout(r, 1000));
   }
-  const status = await sshRun({ user, address: address!, privateKeyPath: o.keyPath, netns: o.netns }, ["cloud-init", "status", "--wait"], 1_800_000);
+  const status = await sshRun({ user, address: address!, privateKeyPath: o.keyPath, ...o.route }, ["cloud-init", "status", "--wait"], 1_800_000);
   const tDone = Date.now();
   return {
     vm: { name: o.name, pool: o.pool, mac: vm.mac, address: address!, user } as RawVm,

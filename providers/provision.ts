@@ -59,19 +59,22 @@ export function triggered(olds: Partial<ProvisionInputs>, news: ProvisionInputs)
 
 const secretsOf = (i: ProvisionInputs) => Object.values(i.secretVars).filter((v): v is string => typeof v === "string" && v.length > 0);
 
+/** ssh's and ansible's messages end in line breaks (ssh's `\r\n`): one line in the sentence. */
+const oneLine = (m: string) => m.replace(/\s+/g, " ").trim();
+
 /** The error a failed run reads as: where, which task, what the rescue did; secret values never in it. */
 export function failureMessage(i: ProvisionInputs, r: PlaybookResult): string {
   const where = `${i.name} on ${i.hostName} (${i.address})`;
   if (r.outcome === "unreachable") {
     const f = r.failures.find((x) => x.unreachable);
-    return `${where}: provisioning could not reach the guest over SSH${i.netns ? ` from ${i.netns}` : i.jump ? ` through ${i.jump.host}` : ""}: ${f?.message ?? "unreachable"}; nothing ran. ` +
+    return `${where}: provisioning could not reach the guest over SSH${i.netns ? ` from ${i.netns}` : i.jump ? ` through ${i.jump.host}` : ""}: ${oneLine(f?.message ?? "unreachable")}; nothing ran. ` +
       "The VM is kept; run up again when its sshd answers.";
   }
   const first = r.failures[0];
   const rescue = r.rescued > 0
     ? "the rescue ran: it logged FAILED to /var/log/vm-infra/provisioning.log on the guest and undid the block's changes"
     : "no rescue caught it";
-  return `${where}: provisioning failed at task "${first?.task ?? "?"}": ${first?.message ?? `ansible-playbook exited ${r.exitCode}`}; ${rescue}. ` +
+  return `${where}: provisioning failed at task "${first?.task ?? "?"}": ${oneLine(first?.message ?? `ansible-playbook exited ${r.exitCode}`)}; ${rescue}. ` +
     `The VM is kept and not recorded as provisioned; the next up runs ${path.basename(i.playbook)} again.`;
 }
 

@@ -1,21 +1,24 @@
 // Benchmark (prints figures, asserts nothing): guest downtime as ping loss inside the lab, and vm-infra's overhead
 // against a raw `virsh migrate` of the same VM in the same run.
 //
-//   scripts/with-env.sh node dist/scripts/benchMigration.js [--rounds N]      (npm run bench:migration)
+//   scripts/with-env.sh node dist/scripts/benchMigration.js [--rounds N] [--topology local|remote]   (npm run bench:migration)
+//
+// remote: vm-infra and the raw command both reach the hosts over qemu+libssh from the lab's operator namespace.
 //
 // One VM with shared storage (so the raw command needs no preparation) is created through vm-infra (stack bench-mig). Each round: raw `virsh migrate` hv-a -> hv-b (the same
 // flags vm-infra uses), `pulumi refresh` (vm-infra finds it on hv-b), then `pulumi up` moves it back hv-b -> hv-a
 // through the provider. A pinger in hv-a's namespace (20 ms interval) runs through each move; the longest gap
 // between replies is the downtime the guest's network saw.
 import { run } from "../host/runner";
-import { arg, benchStack } from "./benchStack";
-import { Virsh } from "../host/virsh";
-import { HOSTS, migrationUri, uri } from "../lab/layout";
-import { ensureLab, labHostsConfig, writeLabStack } from "../lab/stack";
+import { args, benchStack, topologyOf } from "./benchStack";
+import { HOSTS, migrationUri } from "../lab/layout";
+import { ensureLab, writeLabStack } from "../lab/stack";
 import { migrateArgs } from "../libvirt/migration";
 import { MIGRATION_DEFAULTS } from "../config/spec";
 
-const bench = benchStack("bench-mig");
+const opts = args({ rounds: "3" });
+const topo = topologyOf(opts.topology);
+const bench = benchStack("bench-mig", topo.netns);
 
 /** Pings `address` from hv-a's namespace every 20 ms while `f` runs; returns f's time and the longest reply gap. */
 async function withPing(address: string, f: () => Promise<unknown>): Promise<{ ms: number; maxGapMs: number; lost: number }> {
@@ -36,19 +39,19 @@ async function withPing(address: string, f: () => Promise<unknown>): Promise<{ m
 }
 
 async function main(): Promise<void> {
-  const rounds = Number(arg("--rounds", "3"));
+  const rounds = Number(opts.rounds);
   const { image, publicKey } = await ensureLab();
   await bench.select();
   const vm = { name: "bench-m", host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", storage: "shared" };
-  await writeLabStack(bench.root, bench.stack, [vm], image, publicKey, { "vm-infra:hosts": labHostsConfig() });
+  await writeLabStack(bench.root, bench.stack, [vm], image, publicKey, { "vm-infra:hosts": topo.hosts }, undefined, opts.topology);
   console.log("bench: creating bench-m (shared storage) through vm-infra ...");
   const createMs = await bench.timed(["up", "--yes", "--skip-preview"]);
   const out = await bench.vmsOutput();
   const address = out["bench-m"].address as string;
   console.log(`bench: pulumi up of one VM to cloud-init done: ${(createMs / 1000).toFixed(1)} s`);
 
-  const a = new Virsh(uri(HOSTS[0]));
-  const b = new Virsh(uri(HOSTS[1]));
+  const a = topo.virsh(HOSTS[0]);
+  const b = topo.virsh(HOSTS[1]);
   const rows: string[] = [];
   for (let i = 1; i <= rounds; i++) {
     // raw: the same argv vm-infra builds, without pre-checks, polling, health checks or the engine

@@ -2,24 +2,27 @@
 // SSH, define -> cloud-init done), against one `pulumi up` of the same N VMs through vm-infra, as a ratio. Under TCG
 // on 2 cores the floor itself is CPU-bound, so compare N with N, not with one VM.
 //
-//   scripts/with-env.sh node dist/scripts/benchUp.js [--vms N]      (npm run bench:up -- --vms 8)
+//   scripts/with-env.sh node dist/scripts/benchUp.js [--vms N] [--topology local|remote]   (npm run bench:up -- --vms 8)
+//
+// remote: vm-infra and the floor both reach hv-a over qemu+libssh from the lab's operator namespace, guests through hv-a.
 
-import { arg, benchStack } from "./benchStack";
-import { Virsh } from "../host/virsh";
-import { HOSTS, uri } from "../lab/layout";
+import { args, benchStack, topologyOf } from "./benchStack";
+import { HOSTS } from "../lab/layout";
 import { Base, ensureBase, rawBoot, rawRemove } from "../lab/raw";
-import { KEY_PATH, ensureLab, labHostsConfig, labImageConfig, writeLabStack } from "../lab/stack";
+import { KEY_PATH, ensureLab, labImageConfig, writeLabStack } from "../lab/stack";
 
-const bench = benchStack("bench-up");
+const opts = args({ vms: "1" });
+const topo = topologyOf(opts.topology);
+const bench = benchStack("bench-up", topo.netns);
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /** The floor: N VMs booted by hand in parallel on hv-a (the base image uploaded first, not counted). */
 async function rawFloor(n: number, base: Base, publicKey: string) {
-  const v = new Virsh(uri(HOSTS[0]));
+  const v = topo.virsh(HOSTS[0]);
   const uploaded = await ensureBase(v, "default", base);
   const t0 = Date.now();
   const each = await Promise.all(Array.from({ length: n }, async (_, i) => {
-    const r = await rawBoot(v, { name: `bench-raw-${i + 1}`, pool: "default", base, publicKey, keyPath: KEY_PATH, netns: HOSTS[0].netns });
+    const r = await rawBoot(v, { name: `bench-raw-${i + 1}`, pool: "default", base, publicKey, keyPath: KEY_PATH, route: topo.route(HOSTS[0]) });
     await rawRemove(v, r.vm);
     return r;
   }));
@@ -29,17 +32,17 @@ async function rawFloor(n: number, base: Base, publicKey: string) {
 }
 
 async function main(): Promise<void> {
-  const n = Number(arg("--vms", "1"));
+  const n = Number(opts.vms);
   const { image, publicKey } = await ensureLab();
   const base = labImageConfig(image) as Base;
   const floor = await rawFloor(n, base, publicKey);
   const worst = (k: "sshMs" | "doneMs" | "prepareMs") => Math.max(...floor.each.map((e) => e[k]));
-  console.log(`floor: ${n} VM(s) by hand with virsh, in parallel on hv-a: ISO + volumes ${s(worst("prepareMs"))}; define -> SSH ${s(worst("sshMs"))}; ` +
+  console.log(`topology ${opts.topology}; floor: ${n} VM(s) by hand with virsh, in parallel on hv-a: ISO + volumes ${s(worst("prepareMs"))}; define -> SSH ${s(worst("sshMs"))}; ` +
     `define -> cloud-init done ${s(worst("doneMs"))}; all done ${s(floor.wallMs)}`);
 
   await bench.select();
   const vms = Array.from({ length: n }, (_, i) => ({ name: `bench-${i + 1}`, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops" }));
-  await writeLabStack(bench.root, bench.stack, vms, image, publicKey, { "vm-infra:hosts": labHostsConfig() });
+  await writeLabStack(bench.root, bench.stack, vms, image, publicKey, { "vm-infra:hosts": topo.hosts }, undefined, opts.topology);
   const upMs = await bench.timed(["up", "--yes", "--skip-preview"]);
   const noopMs = await bench.timed(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
   const destroyMs = await bench.timed(["destroy", "--yes", "--skip-preview"]);

@@ -40,7 +40,7 @@ afterAll(async () => {
 
 test("define with a NoCloud ISO, SSH with a fresh key, cloud-init done", async () => {
   const r = await rawBoot(new Virsh(uri(A)), {
-    name: "raw-1", pool: "shared", base, publicKey: readFileSync(`${key}.pub`, "utf8").trim(), keyPath: key, netns: A.netns, user: "labuser",
+    name: "raw-1", pool: "shared", base, publicKey: readFileSync(`${key}.pub`, "utf8").trim(), keyPath: key, route: { netns: A.netns }, user: "labuser",
   });
   vm = r.vm;
   expect(r.cloudInit).toMatch(/status: done/);

@@ -61,6 +61,12 @@ test("a failed run reads as host, task and the rescue's outcome; an unreachable 
     [{ task: "log directory", host: "web-1", message: "Connection refused", unreachable: true }]), "web-1", 4);
   expect(failureMessage(inputs(), unreachable)).toBe("web-1 on hv-a (192.168.100.5): provisioning could not reach the guest over SSH from vmi-hv-a: " +
     "Connection refused; nothing ran. The VM is kept; run up again when its sshd answers.");
+  // through a jump host; ssh's message ends in \r\n (seen on the lab): the sentence stays one line
+  const viaJump = parseResult(callback({ ok: 0, changed: 0, failures: 0, unreachable: 1, rescued: 0, skipped: 0 }, [{ task: "log directory", host: "web-1",
+    message: "Failed to connect to the host via ssh: kex_exchange_identification: Connection closed by remote host\r\n", unreachable: true }]), "web-1", 4);
+  expect(failureMessage({ ...inputs(), netns: undefined, jump: { host: "192.168.251.2" } }, viaJump)).toBe("web-1 on hv-a (192.168.100.5): provisioning " +
+    "could not reach the guest over SSH through 192.168.251.2: Failed to connect to the host via ssh: kex_exchange_identification: Connection closed " +
+    "by remote host; nothing ran. The VM is kept; run up again when its sshd answers.");
 });
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab";
