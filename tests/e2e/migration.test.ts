@@ -9,15 +9,16 @@ import { HOSTS, OPS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
-import { extended, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { TOPOLOGY, extended, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { guestSsh, inventory, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
 const root = path.join(__dirname, "..", "..");
-// the remote topology (issue 10): pulumi in the operator namespace, hosts over qemu+libssh with verified host keys,
-// health checks (SSH, HTTP) through the target's sshd; the tests look at the hosts over their local sockets
-const h = { dir: root, stack: "e2e-mig", netns: OPS.netns };
+// either topology (tests/support/pulumiCli.ts TOPOLOGY); remote (issue 10): pulumi in the operator namespace, hosts over
+// qemu+libssh2 with verified host keys, health checks (SSH, HTTP) through the target's sshd. The tests look at the hosts
+// over their local sockets either way.
+const h = { dir: root, stack: "e2e-mig", ...(TOPOLOGY === "remote" ? { netns: OPS.netns } : {}) };
 let image: Image;
 let publicKey: string;
 let before: string[];
@@ -26,7 +27,7 @@ type Place = { host: string; migration?: Record<string, unknown> };
 const place: Record<"mig-l" | "mig-s", Place> = { "mig-l": { host: "hv-a" }, "mig-s": { host: "hv-a" } };
 
 const hostsConfig = () => {
-  const hosts = labHostsConfig("remote") as Record<string, Record<string, unknown>>;
+  const hosts = labHostsConfig(TOPOLOGY) as Record<string, Record<string, unknown>>;
   return { ...hosts, "hv-b-small": { ...hosts["hv-b"], pool: "small" } };
 };
 
@@ -35,7 +36,7 @@ async function configure(): Promise<void> {
     { name: "mig-l", host: place["mig-l"].host, memoryMiB: 768, diskGiB: 4, user: "ops", storage: "local", ...(place["mig-l"].migration ? { migration: place["mig-l"].migration } : {}) },
     { name: "mig-s", host: place["mig-s"].host, memoryMiB: 768, diskGiB: 4, user: "ops", storage: "shared", ...(place["mig-s"].migration ? { migration: place["mig-s"].migration } : {}) },
   ];
-  await writeLabStack(root, h.stack, vms, image, publicKey, { "vm-infra:hosts": hostsConfig() }, undefined, "remote");
+  await writeLabStack(root, h.stack, vms, image, publicKey, { "vm-infra:hosts": hostsConfig() }, undefined, TOPOLOGY);
 }
 
 async function move(name: "mig-l" | "mig-s", host: string, migration?: Record<string, unknown>): Promise<string> {

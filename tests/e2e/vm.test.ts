@@ -1,6 +1,7 @@
-// The VM component on the real engine and the real lab's remote topology (issue 10): pulumi runs in the operator
-// namespace, reaches both hosts over qemu+libssh with their host keys verified, and their guests only through the
-// hypervisors' sshd (the operator namespace has no route to them). Two VMs (one per host) come up and accept SSH + sudo;
+// The VM component on the real engine and the real lab, on either topology (tests/support/pulumiCli.ts TOPOLOGY): local,
+// or remote (issue 10): pulumi in the operator namespace, both hosts over qemu+libssh2 with their host keys verified,
+// their guests only through the hypervisors' sshd (the operator namespace has no route to them). The host-key test runs
+// on the remote path always. Two VMs (one per host) come up and accept SSH + sudo;
 // up again changes nothing; a memory and user-data change updates in place with a new ISO and keeps the disk; the
 // state holds no plaintext key; provisioning (issue 13) on e2e-b; destroy leaves no domain or volume behind.
 import * as path from "node:path";
@@ -14,13 +15,14 @@ import { KEY_PATH, ensureLab, labHostsConfig, writeLabStack } from "../../lab/st
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Image } from "../../lab/image";
-import { outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { TOPOLOGY, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { inventory } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
 const root = path.join(__dirname, "..", "..");
-const h = { dir: root, stack: "e2e-vm", netns: OPS.netns };
+const remote = TOPOLOGY === "remote";
+const h = { dir: root, stack: "e2e-vm", ...(remote ? { netns: OPS.netns } : {}) };
 let image: Image;
 let publicKey: string;
 
@@ -31,11 +33,11 @@ const vmConfig = (memA: number, extra?: string, provision?: Record<string, unkno
   { name: "e2e-b", host: "hv-b", memoryMiB: 768, diskGiB: 4, user: "ops", ...(provision ? { provision } : {}) },
 ];
 const jumpOf = (host: string) => jumpHostOf(sshUri(HOSTS.find((x) => x.name === host)!)) as JumpHost;
-/** SSH to a guest as the user reaches it: from the operator namespace, through the hypervisor it runs on. */
-const ssh = (vm: VmOut, cmd: string[]) =>
-  sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, netns: OPS.netns, jump: jumpOf(vm.host) }, cmd, 60_000);
-const write = (vms: unknown[], hosts?: Record<string, unknown>) =>
-  writeLabStack(root, h.stack, vms, image, publicKey, hosts ? { "vm-infra:hosts": hosts } : {}, undefined, "remote");
+/** SSH to a guest as the user reaches it: remote, from the operator namespace through its hypervisor; local, from the host's namespace. */
+const ssh = (vm: VmOut, cmd: string[]) => sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH,
+  ...(remote ? { netns: OPS.netns, jump: jumpOf(vm.host) } : { netns: HOSTS.find((x) => x.name === vm.host)!.netns }) }, cmd, 60_000);
+const write = (vms: unknown[], hosts?: Record<string, unknown>, hh = h) =>
+  writeLabStack(root, hh.stack, vms, image, publicKey, hosts ? { "vm-infra:hosts": hosts } : {}, undefined, TOPOLOGY);
 
 let before: string[];
 /** What vm-infra says for each host-key problem (host/virsh.ts). */
@@ -66,6 +68,7 @@ afterAll(async () => {
 // does not list: refused at the first connection, before anything is made on it (both hosts here: a host whose key
 // checks out is used as usual, so with one bad host the other would get its base image)
 test("a changed or unknown host key is refused with a clear error, and nothing is made on any host", async () => {
+  const ops = { ...h, netns: OPS.netns }; // the remote path, whatever the suite's topology
   const dir = mkdtempSync(path.join(tmpdir(), "vmi-kh-"));
   const other = path.join(dir, "other");
   await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other], { timeoutMs: 30_000 });
@@ -76,12 +79,12 @@ test("a changed or unknown host key is refused with a clear error, and nothing i
     writeFileSync(kh, content);
     const hosts = labHostsConfig("remote") as Record<string, Record<string, unknown>>;
     await write(vmConfig(1024), Object.fromEntries(HOSTS.map((x) => [x.name, { ...hosts[x.name], uri: sshUri(x).replace(KNOWN_HOSTS, kh) }])));
-    const text = await upExpectingFailure(h);
+    const text = await upExpectingFailure(ops);
     expect(text).toMatch(HOST_KEY_ERRORS[what as keyof typeof cases](kh));
     expect(await inventory()).toEqual(before);
   }
   await write(vmConfig(1024));
-  await pulumi(h, ["destroy", "--yes", "--skip-preview"]); // the seed ISOs it built locally
+  await pulumi(ops, ["destroy", "--yes", "--skip-preview"]); // the seed ISOs it built locally
 });
 
 test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
@@ -95,10 +98,12 @@ test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
   const vms = await vmsOf();
   expect(vms["e2e-a"].host).toBe("hv-a");
   expect(vms["e2e-b"].host).toBe("hv-b");
-  // the user's printed command goes through the same hypervisor; the operator namespace has no route to the guest
-  expect(vms["e2e-a"].ssh).toBe(`ssh -J root@192.168.251.1 -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
-  await expect(sshRun({ user: "ops", address: vms["e2e-a"].address, privateKeyPath: KEY_PATH, netns: OPS.netns }, ["true"], 30_000))
-    .rejects.toThrow(/Network is unreachable/);
+  // remote: the user's printed command goes through the same hypervisor; the operator namespace has no route to the guest
+  if (remote) {
+    expect(vms["e2e-a"].ssh).toBe(`ssh -J root@192.168.251.1 -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
+    await expect(sshRun({ user: "ops", address: vms["e2e-a"].address, privateKeyPath: KEY_PATH, netns: OPS.netns }, ["true"], 30_000))
+      .rejects.toThrow(/Network is unreachable/);
+  } else expect(vms["e2e-a"].ssh).toBe(`ip netns exec vmi-hv-a ssh -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
   const a = await ssh(vms["e2e-a"], ["sudo", "-n", "true"]);
   expect(a.exitCode).toBe(0);
   const b = await ssh(vms["e2e-b"], ["hostname"]);
@@ -203,7 +208,7 @@ test("provisioning: an unreachable guest (sshd stopped) fails within a bound wit
   const t0 = Date.now();
   const text = await upExpectingFailure(h);
   const seconds = (Date.now() - t0) / 1000;
-  expect(text).toMatch(/e2e-b on hv-b \(\d+\.\d+\.\d+\.\d+\): provisioning could not reach the guest over SSH through 192\.168\.251\.2: .*; nothing ran\. The VM is kept/);
+  expect(text).toMatch(/e2e-b on hv-b \(\d+\.\d+\.\d+\.\d+\): provisioning could not reach the guest over SSH (through 192\.168\.251\.2|from vmi-hv-b): .*; nothing ran\. The VM is kept/);
   process.stdout.write(`provisioning against a guest without sshd failed after ${seconds.toFixed(0)} s\n`);
   expect(await virshB().domainState("e2e-b")).toBe("running");
   await agent(["start", "ssh.service"]);

@@ -74,3 +74,11 @@ export async function stateOutputs(h: StackHandle, resourceName: string): Promis
  * default run already proves, at the cost of a guest boot or a migration that CI's 45-minute budget cannot afford.
  */
 export const extended = process.env.VM_INFRA_E2E_EXTENDED ? test : test.skip;
+
+/**
+ * The lab topology the VM and migration suites run on: local (CI's default) or remote (`npm run test:remote`:
+ * VM_INFRA_TOPOLOGY=remote, pulumi in the operator namespace over qemu+libssh2, guests through their hypervisor). Every
+ * virsh call over SSH is a new connection, which about doubles those suites' time: more than CI's budget holds.
+ */
+export const TOPOLOGY: "local" | "remote" = process.env.VM_INFRA_TOPOLOGY === "remote" ? "remote" : "local";
+
