@@ -8,6 +8,7 @@ import { run } from "../host/runner";
 import { poll, PollTimeout } from "../host/poll";
 import { Virsh, lines } from "../host/virsh";
 import { GUEST_NET, HOSTS, LabHost, MIG_NET, PROJECT_ROOT, SHARED_DIR, runDir, socketPath, stateDir, uri } from "./layout";
+import { pidAlive } from "./proc";
 import { remoteDown, remoteLeaks, remoteUp } from "./remote";
 
 const T = { timeoutMs: 30_000 };
@@ -19,18 +20,6 @@ async function netnsList(): Promise<string[]> {
 
 async function linkExists(ns: string, dev: string): Promise<boolean> {
   return run("ip", ["-n", ns, "link", "show", "dev", dev], { ...T, okCodes: [0, 1] }).then((r) => r.exitCode === 0);
-}
-
-function pidAlive(pidFile: string): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  try {
-    // a killed daemon can linger as a zombie until its parent reaps it: signal 0 still reaches it, it serves nothing
-    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()?.[0];
-    return state === "Z" || state === "X" ? undefined : pid;
-  } catch {
-    return undefined;
-  }
 }
 
 async function writeConfig(h: LabHost): Promise<void> {

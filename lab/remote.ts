@@ -7,23 +7,13 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { run } from "../host/runner";
 import { lines } from "../host/virsh";
+import { pidAlive } from "./proc";
 import { HOSTS, KNOWN_HOSTS, LabHost, OPS, OPS_KEY, REMOTE_DIR, mgmtAddress, runDir, sshdDir } from "./layout";
 
 const T = { timeoutMs: 30_000 };
 const ip = (args: string[]) => run("ip", args, T);
 const keygen = (file: string, comment: string) =>
   run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file], T);
-
-function livePid(pidFile: string): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()?.[0];
-    return state === "Z" || state === "X" ? undefined : pid;
-  } catch {
-    return undefined;
-  }
-}
 
 const sshdPidFile = (h: LabHost) => path.join(sshdDir(h), "sshd.pid");
 
@@ -88,8 +78,8 @@ export async function remoteUp(): Promise<void> {
   await network();
   await mkdir("/run/sshd", { recursive: true, mode: 0o755 }); // sshd's privilege-separation directory
   for (const h of HOSTS) {
-    if (livePid(sshdPidFile(h))) continue;
-    const libvirtd = livePid(path.join(runDir(h), "libvirtd.pid"));
+    if (pidAlive(sshdPidFile(h))) continue;
+    const libvirtd = pidAlive(path.join(runDir(h), "libvirtd.pid"));
     if (!libvirtd) throw new Error(`lab: ${h.name}: no libvirtd to start sshd beside`);
     // in the host's network, mount (its /run/libvirt) and UTS namespaces, like its libvirtd
     await run("nsenter", ["-t", String(libvirtd), "-m", "-n", "-u", "/usr/sbin/sshd", "-f", path.join(sshdDir(h), "sshd_config")], T);
@@ -99,7 +89,7 @@ export async function remoteUp(): Promise<void> {
 /** Stops every sshd of the lab, removes the operator namespace (and its veths) and the generated keys. */
 export async function remoteDown(): Promise<void> {
   for (const h of HOSTS) {
-    const pid = livePid(sshdPidFile(h));
+    const pid = pidAlive(sshdPidFile(h));
     if (pid) process.kill(pid, "SIGTERM");
   }
   const nss = lines((await ip(["netns", "list"])).stdout).map((l) => l.split(" ")[0]);
