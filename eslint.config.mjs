@@ -12,7 +12,7 @@ export default tseslint.config(
         { name: "child_process", message: "run programs through host/runner.ts" },
         { name: "node:child_process", message: "run programs through host/runner.ts" },
       ] }],
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", ignoreRestSiblings: true }],
     },
   },
   { files: ["host/runner.ts"], rules: { "no-restricted-imports": "off" } },

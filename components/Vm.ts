@@ -121,6 +121,9 @@ export class Vm extends pulumi.ComponentResource {
       staticAddress: r.staticIp,
       knownHosts: r.knownHosts,
       owner: { project: pulumi.getProject(), stack: pulumi.getStack(), resource: `${name}-placement` },
+      // read by the policy pack only; absent when empty so that stacks made before them see no change
+      ...(vm.tags.length ? { tags: vm.tags } : {}),
+      ...(vm.group ? { group: vm.group } : {}),
       ...(vm.adopt ? { adopt: vm.adopt } : {}),
     }, {
       parent: this, dependsOn: [iso, args.baseImage],

@@ -11,8 +11,11 @@ export interface ResolvedVm {
   vm: VmSpec;
   host: HostSpec;
   domain: DomainSpec;
-  /** Every configured host's URI and the pool this VM's disks use there (the host's own pool, or its shared pool). */
-  knownHosts: Record<string, { uri: string; pool: string }>;
+  /**
+   * Every configured host's URI and the pool this VM's disks use there (the host's own pool, or its shared pool); its
+   * declared capacity, when it has one (the policy pack's host-capacity rule reads it).
+   */
+  knownHosts: Record<string, KnownHost>;
   /** The static address without its prefix length, when the VM has one. */
   staticIp?: string;
   /** The base image it stands on: one per host pool, a shared pool's uploaded through the first host (by name) sharing it. */
@@ -35,6 +38,8 @@ export function guestRoute(h: Pick<HostSpec, "uri" | "guestNetns" | "guestJump">
   return { jump: j };
 }
 
+export interface KnownHost { uri: string; pool: string; capacity?: { memoryMiB: number; vcpus: number } }
+
 export function resolve(spec: Spec): ResolvedVm[] {
   return spec.vms.map((vm) => {
     const host = spec.hosts[vm.host];
@@ -45,7 +50,7 @@ export function resolve(spec: Spec): ResolvedVm[] {
       vm,
       host,
       domain: { ...pick(vm, DOMAIN_KEYS.vm), ...pick(host, DOMAIN_KEYS.host), ...pick(spec.image, DOMAIN_KEYS.image) },
-      knownHosts: Object.fromEntries(Object.values(spec.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h) }])),
+      knownHosts: Object.fromEntries(Object.values(spec.hosts).map((h) => [h.name, { uri: h.uri, pool: poolOn(h), ...(h.capacity ? { capacity: h.capacity } : {}) }])),
       ...(vm.address ? { staticIp: ipOf(vm.address.cidr) } : {}),
       image: { key: shared ? `shared-${shared}` : host.name, host: { ...spec.hosts[uploader], pool: poolOn(host) } },
       route: guestRoute(host),

@@ -71,6 +71,10 @@ export const hostSchema = options({
   guestJump: bool().optional().meta({ default: "false", description: "Reach this host's guests through the host's own SSH (ProxyJump, host key checked), with the user, address, port, key and known_hosts of its qemu+ssh/qemu+libssh URI: for operators with no route to the guest network." }),
   migrationUri: libvirtUri("qemu+tls://hv2/system").optional().meta({ description: "Peer-to-peer migration: the URI the other hosts' libvirtd uses to reach this one. Without it vm-infra drives a direct migration over its own connections." }),
   sharedPool: matching(VOLUME_RE, "is not a valid pool name", "libvirt name").optional().meta({ description: "A pool all hosts naming it share (NFS, cluster filesystem): VMs with storage \"shared\" keep their disks there and move without copying them." }),
+  capacity: options({
+    memoryMiB: intIn(LIMITS.minMemoryMiB, LIMITS.maxMemoryMiB * 64),
+    vcpus: intIn(1, LIMITS.maxVcpus * 64),
+  }).optional().meta({ type: "{memoryMiB, vcpus}", description: "What the VMs placed on this host may add up to (the policy pack's host-capacity rule checks it)." }),
 });
 
 export const imageSchema = options({
@@ -141,6 +145,8 @@ export const vmSchema = options({
   migration: migrationSchema.default(() => migrationSchema.parse({})).meta({ type: "object", description: "How a change of host moves the VM: the options below." }),
   provision: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), provisionSchema.optional())
     .meta({ type: "true or {playbook, vars, tags, timeoutSeconds}", default: "none", description: "Run an Ansible playbook in the guest after readiness (see Provisioning)." }),
+  tags: z.array(matching(/^[a-z0-9][a-z0-9-]{0,62}$/, "a tag of [a-z0-9-]"), rule("a list of tags")).default([]).meta({ type: "list of tags", description: "Labels the policy pack reads (e.g. db: a stateful VM, never moved with post-copy)." }),
+  group: matching(NAME_RE, `must match ${NAME_RE.source}`).optional().meta({ description: "Anti-affinity group: the policy pack refuses two VMs of one group on the same host." }),
   adopt: matching(UUID_RE, "the UUID of the domain to adopt (virsh domuuid <name>)", "UUID").optional()
     .meta({ description: "Take over an existing vm-infra-made domain of this name (its UUID); without it such a domain is refused." }),
 });

@@ -48,7 +48,7 @@ export interface RawBootOptions {
 export async function rawBoot(v: Virsh, o: RawBootOptions) {
   const user = o.user ?? "ops";
   const vm = { name: o.name, host: "raw", vcpus: 1, memoryMiB: 768, diskGiB: 4, user, sshKeys: [o.publicKey], packages: [], mac: macFor(o.name),
-    storage: "local" as const, migration: MIGRATION_DEFAULTS };
+    storage: "local" as const, migration: MIGRATION_DEFAULTS, tags: [] };
   const docs = cloudInitDocs(vm);
   const t0 = Date.now();
   const iso = path.join(LAB_DIR, "raw-iso", `${o.name}.iso`);

@@ -16,7 +16,7 @@ import { removeLeftovers } from "./placement/leftovers";
 import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner, startStopped } from "./placement/ops";
 import { readPlacement } from "./placement/refresh";
 import {
-  PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, instances, moveRequest, moves, names, outputsOf,
+  PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, checkedInputs, instances, moveRequest, moves, names, outputsOf,
   overlayName, placementDiff, plain,
 } from "./placement/rules";
 import { errText, say } from "./say";
@@ -51,7 +51,7 @@ async function sameHypervisor(olds: PlacementOutputs, news: PlacementInputs): Pr
 
 export const provider: pulumi.dynamic.ResourceProvider = {
   async check(olds: Partial<PlacementInputs>, news: PlacementInputs) {
-    return { inputs: news, failures: checkMove(olds, news) };
+    return { inputs: checkedInputs(olds, news), failures: checkMove(olds, news) };
   },
 
   async diff(_id: string, olds: PlacementOutputs, news: PlacementInputs) {
@@ -98,7 +98,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   /** Refresh: see placement/refresh.ts. */
   read: readPlacement,
 
-  async update(id: string, olds: PlacementOutputs, news: PlacementInputs) {
+  async update(id: string, olds: PlacementOutputs, checked: PlacementInputs) {
+    const { moveFrom: _policyOnly, ...news } = checked;
     const provider = (news as unknown as { __provider?: string }).__provider;
     if (!moves(olds, news) && olds.uri !== news.uri) await sameHypervisor(olds, news);
     let current: PlacementOutputs = { ...olds, leftovers: await removeLeftovers(olds, olds.leftovers, new Virsh(moves(olds, news) ? olds.uri : news.uri)) };

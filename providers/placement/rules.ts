@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { randomBytes } from "node:crypto";
 import { DOMAIN_SPEC_KEYS, type DomainSpec, type HostSpec, type VmSpec } from "../../config/spec";
-import { pick } from "../../config/resolve";
+import { pick, type KnownHost } from "../../config/resolve";
 import { Owner } from "../../libvirt/domain";
 import { Leftover, MigrationRecord, MoveRequest } from "../migration/types";
 
@@ -12,7 +12,7 @@ import { Leftover, MigrationRecord, MoveRequest } from "../migration/types";
  * What the placement unit takes: the VM's domain properties and settings as config/ declares them (picked, never
  * re-declared), plus what the component wires in (the ISO it built, the resolved pool, the hosts refresh asks).
  */
-export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "diskGiB" | "storage" | "migration" | "user" | "adopt">,
+export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "diskGiB" | "storage" | "migration" | "user" | "adopt" | "group">,
   Pick<HostSpec, "uri" | "pool" | "migrationUri" | "guestNetns" | "guestJump"> {
   hostName: string;
   baseVolume: string;
@@ -23,7 +23,14 @@ export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "disk
   privateKeyPath: string;
   staticAddress?: string;
   /** Every configured host (name -> uri and the pool this VM would use there): where refresh looks for the VM. */
-  knownHosts: Record<string, { uri: string; pool: string }>;
+  knownHosts: Record<string, KnownHost>;
+  /** The VM's tags, when it has any (read by the policy pack only). */
+  tags?: string[];
+  /**
+   * Set by check, never by the program: the host a VM leaves in this update. Policies see a resource's new inputs only;
+   * this is how the policy pack tells a move from a placement that stays.
+   */
+  moveFrom?: string;
   /** Project, stack and resource name, written into the domain's metadata. */
   owner?: Omit<Owner, "instance">;
 }
@@ -63,7 +70,7 @@ export const RESTART_KEYS = [...DOMAIN_SPEC_KEYS, "isoHash"] as const;
  */
 export const MOVE_KEYS = ["hostName"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
-export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt"] as const;
+export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt", "tags", "group"] as const;
 
 /**
  * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same
@@ -102,6 +109,12 @@ export function checkMove(olds: Partial<PlacementInputs>, news: PlacementInputs)
     property: "hostName",
     reason: `${news.name}: moving to ${news.hostName} and changing ${also.join(", ")} in one update is refused; move first (change only host), then change the rest`,
   }];
+}
+
+/** Check's inputs: the program's, plus the host this update moves the VM from (moveFrom), for the policy pack. */
+export function checkedInputs(olds: Partial<PlacementInputs>, news: PlacementInputs): PlacementInputs {
+  const { moveFrom: _never, ...inputs } = news;
+  return olds.hostName !== undefined && moves(olds, inputs) ? { ...inputs, moveFrom: olds.hostName } : inputs;
 }
 
 /** The names of a placement's volumes: as recorded (older states), else from its instance. */

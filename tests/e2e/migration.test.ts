@@ -4,6 +4,8 @@
 // through the live move. Then: a failing health check, the target pool full, the job aborted mid-way, drift made
 // outside vm-infra, a VM shut off by hand. (Daemons, links and runs killed at each phase: tests/e2e/faults.test.ts.)
 import * as path from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { run } from "../../host/runner";
 import { HOSTS, OPS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
@@ -137,6 +139,35 @@ test("preview: a host change is an update with a plan line, and runs nothing on 
   const steps = await previewSteps(h);
   expect(steps.find((s) => urnName(s.urn) === "mig-l-placement")?.op).toBe("update");
   expect(steps.some((s) => s.op === "replace" || s.op === "create-replacement" || s.op === "delete-replaced")).toBe(false);
+  expect(await inventory()).toEqual(inv);
+});
+
+// the policy pack's rules about moves (issue 12), judged from what the update declares: the moves are known only
+// against the state, so they are proven here, where VMs are in it
+test("policies: moves above the blast radius, and a copied move without a bandwidth cap, are refused at preview", async () => {
+  const pack = ["--policy-pack", path.join(root, "policy"), "--policy-pack-config"];
+  const config = path.join(mkdtempSync(path.join(tmpdir(), "vmi-pol-")), "pack.json");
+  writeFileSync(config, JSON.stringify({ "blast-radius": { maxMigrations: 1 } }));
+  place["mig-s"] = { host: "hv-b" };
+  await configure();
+  const inv = await inventory();
+  const r = await pulumi(h, ["preview", ...pack, config], 10 * 60_000, [0, 1, 255]);
+  const text = `${r.stdout}\n${r.stderr}`;
+  expect(r.exitCode).not.toBe(0);
+  expect(text).toContain("[mandatory]  blast-radius");
+  expect(text).toContain("this update moves 2 VMs (mig-l hv-a -> hv-b, mig-s hv-a -> hv-b), above the limit of 1 per update: split it into several updates");
+  expect(text).toContain("[mandatory]  copied-moves-have-bandwidth-cap");
+  expect(text).toContain("vm mig-l: its move hv-a -> hv-b copies its disks with no bandwidth cap, which can fill the link the hosts share. " +
+    "Set vms[mig-l].migration.bandwidthMiBs (MiB/s)");
+  expect(text).not.toContain("vm mig-s: its move"); // shared storage copies no disk
+  // within the limits: one move, capped
+  place["mig-s"] = { host: "hv-a" };
+  place["mig-l"] = { host: "hv-b", migration: { bandwidthMiBs: 200 } };
+  await configure();
+  const ok = await pulumi(h, ["preview", ...pack, config], 10 * 60_000, [0, 1, 255]);
+  expect([ok.exitCode, `${ok.stdout}${ok.stderr}`.match(/\[(mandatory|advisory)\].*/g)]).toEqual([0, null]);
+  place["mig-l"] = { host: "hv-b" };
+  await configure();
   expect(await inventory()).toEqual(inv);
 });
 

@@ -6,7 +6,7 @@ import { MIGRATION_DEFAULTS, macFor, VmSpec } from "../../config/spec";
 const vm: VmSpec = {
   name: "web-1", host: "hv-a", vcpus: 2, memoryMiB: 2048, diskGiB: 8, user: "ops",
   sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsDSiUG+pm/RKi1LSX+t9/dajLwyJtlG+n01nxm0rVf lab"],
-  packages: ["htop"], mac: macFor("web-1"), storage: "local", migration: MIGRATION_DEFAULTS,
+  packages: ["htop"], mac: macFor("web-1"), storage: "local", migration: MIGRATION_DEFAULTS, tags: [],
 };
 
 test("cloud-init documents (snapshot) and a stable instance-id", () => {

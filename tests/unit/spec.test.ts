@@ -22,7 +22,7 @@ test("a valid config gets documented defaults", () => {
   const s = parseSpec(base());
   expect(s.vms[0]).toEqual({
     name: "web-1", host: "hv-a", vcpus: 1, memoryMiB: 1024, diskGiB: 4, user: "debian", sshKeys: [KEY], packages: [],
-    extraUserData: undefined, mac: macFor("web-1"), address: undefined, storage: "local", migration: MIGRATION_DEFAULTS,
+    extraUserData: undefined, mac: macFor("web-1"), address: undefined, storage: "local", migration: MIGRATION_DEFAULTS, tags: [],
   });
   // the anchors the README states: QEMU's 300 ms max downtime, KubeVirt's 150 s per GiB and 150 s without progress
   expect(MIGRATION_DEFAULTS).toMatchObject({ mode: "live", maxDowntimeMs: 300, completionSecondsPerGiB: 150, progressTimeoutSeconds: 150, postcopy: false });
@@ -63,7 +63,11 @@ test.each([
   ["bad package", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { packages: ["vim; reboot"] }), ["vms[0] (\"web-1\").packages[0]: is not a Debian package name"]],
   ["bad user", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { user: "root;id" }), ["vms[0] (\"web-1\").user: must match ^[a-z_][a-z0-9_-]{0,31}$"]],
   ["bad URI", (r: ReturnType<typeof base>) => (r.hosts["hv-a"].uri = "-c /etc/passwd"), ["hosts.\"hv-a\".uri: a libvirt URI like qemu+ssh://root@hv1/system, qemu:///system or qemu+unix:///system?socket=/path"]],
-  ["typo in a VM option", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { memoryMib: 2048 }), ['vms[0] ("web-1").memoryMib: unknown option (known: name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration, provision, adopt)']],
+  ["typo in a VM option", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { memoryMib: 2048 }), ['vms[0] ("web-1").memoryMib: unknown option (known: name, host, vcpus, memoryMiB, diskGiB, user, sshKeys, packages, extraUserData, mac, address, storage, migration, provision, tags, group, adopt)']],
+  ["tags and groups are names", (r: ReturnType<typeof base>) => Object.assign(r.vms[0], { tags: ["db", "Bad Tag"], group: "a b" }),
+    ['vms[0] ("web-1").tags[1]: a tag of [a-z0-9-]', 'vms[0] ("web-1").group: must match ^[a-z0-9][a-z0-9-]{0,62}$']],
+  ["host capacity is whole numbers", (r: ReturnType<typeof base>) => Object.assign(r.hosts["hv-a"], { capacity: { memoryMiB: "lots", vcpus: 0 } }),
+    ['hosts."hv-a".capacity.memoryMiB: an integer 256..67108864', 'hosts."hv-a".capacity.vcpus: an integer 1..16384']],
   ["bad pool", (r: ReturnType<typeof base>) => Object.assign(r.hosts["hv-a"], { pool: "../x" }), ["hosts.\"hv-a\".pool: not a valid libvirt object name"]],
   ["bad domain type", (r: ReturnType<typeof base>) => Object.assign(r.hosts["hv-a"], { domainType: "xen" }), ["hosts.\"hv-a\".domainType: must be \"kvm\" or \"qemu\""]],
   ["missing image", (r: ReturnType<typeof base>) => (r.image = undefined as never), ["image: {volume, source?, sha256?} is required"]],
