@@ -1,0 +1,178 @@
+// `vm-infra`: the entry point a pipeline calls (plan on a pull request, apply on merge), on Pulumi's Automation API
+// over this project. No prompts, no TTY: progress goes to stderr as plain lines, the result to --json / --markdown
+// files, and the exit code says what happened (cli/result.ts EXIT). SIGTERM or SIGINT asks the engine to stop: an
+// operation in flight (a migration) completes or rolls back first, the stack lock is released, and the exit code is 8.
+import { writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { LocalWorkspace, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
+import { Collector, EXIT, type Result } from "./result";
+import { markdown } from "./markdown";
+
+const ROOT = path.join(__dirname, "..", ".."); // dist/cli/main.js -> the project
+const DEFAULT_PACK = path.join(ROOT, "policy");
+
+interface Options {
+  command: "plan" | "apply" | "refresh" | "outputs";
+  stack: string;
+  json?: string;
+  markdown?: string;
+  refresh: boolean;
+  expectNoChanges: boolean;
+  policyPacks: string[];
+  policyPackConfigs: string[];
+}
+
+const COMMON = `  --stack S                 the stack (required)
+  --json FILE               write the result (schema: README, GitOps) to FILE
+  --markdown FILE           write a PR comment (Markdown, at most 64,000 characters) to FILE`;
+const POLICY = `  --policy-pack DIR         a policy pack to enforce (repeatable); default: this project's policy/
+  --policy-pack-config F    its settings (repeatable, in the order of the packs)
+  --no-policy               enforce no policy pack`;
+export const HELP: Record<string, string> = {
+  main: `vm-infra: plan and apply vm-infra stacks unattended (a GitOps pipeline's entry point)
+
+usage: vm-infra <command> --stack S [options]
+
+commands:
+  plan      what an apply would change (runs nothing on any host), with the planned migrations and policy results
+  apply     preview (policies refuse here, before anything runs), then apply
+  refresh   read the hosts and record what is there
+  outputs   the stack's outputs as JSON (secrets shown as "[secret]")
+
+exit codes: 0 done / nothing to do, 1 error, 2 bad config or usage, 7 changes present under --expect-no-changes,
+8 cancelled, 10 a change failed and was rolled back, 11 refused by a mandatory policy
+
+vm-infra <command> --help for a command's options`,
+  plan: `usage: vm-infra plan --stack S [--refresh] [--expect-no-changes] [--json FILE] [--markdown FILE] [policy options]
+
+${COMMON}
+  --refresh                 read the hosts first (the project's default: Pulumi.yaml refresh: always)
+  --expect-no-changes       exit 7 when the plan has changes
+${POLICY}`,
+  apply: `usage: vm-infra apply --stack S [--json FILE] [--markdown FILE] [policy options]
+
+${COMMON}
+${POLICY}`,
+  refresh: `usage: vm-infra refresh --stack S [--json FILE]
+
+${COMMON}`,
+  outputs: `usage: vm-infra outputs --stack S
+
+  --stack S                 the stack (required)`,
+};
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): Options | { help: string } {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") return { help: HELP.main };
+  if (!["plan", "apply", "refresh", "outputs"].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}: plan, apply, refresh or outputs`);
+  const o: Options = { command: command as Options["command"], stack: "", refresh: false, expectNoChanges: false, policyPacks: [], policyPackConfigs: [] };
+  let noPolicy = false;
+  const flags: Record<string, string[]> = {
+    plan: ["--stack", "--json", "--markdown", "--refresh", "--expect-no-changes", "--policy-pack", "--policy-pack-config", "--no-policy"],
+    apply: ["--stack", "--json", "--markdown", "--policy-pack", "--policy-pack-config", "--no-policy"],
+    refresh: ["--stack", "--json", "--markdown"],
+    outputs: ["--stack"],
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === "--help" || a === "-h") return { help: HELP[command] };
+    if (!flags[command].includes(a)) throw new UsageError(`vm-infra ${command}: unknown option ${JSON.stringify(a)} (vm-infra ${command} --help)`);
+    const value = () => {
+      const v = rest[++i];
+      if (v === undefined || v.startsWith("--")) throw new UsageError(`vm-infra ${command}: ${a} needs a value`);
+      return v;
+    };
+    if (a === "--stack") o.stack = value();
+    else if (a === "--json") o.json = value();
+    else if (a === "--markdown") o.markdown = value();
+    else if (a === "--refresh") o.refresh = true;
+    else if (a === "--expect-no-changes") o.expectNoChanges = true;
+    else if (a === "--policy-pack") o.policyPacks.push(path.resolve(value()));
+    else if (a === "--policy-pack-config") o.policyPackConfigs.push(path.resolve(value()));
+    else if (a === "--no-policy") noPolicy = true;
+  }
+  if (!o.stack) throw new UsageError(`vm-infra ${command}: --stack is required`);
+  if (!/^[A-Za-z0-9_.\-/]{1,200}$/.test(o.stack)) throw new UsageError(`vm-infra ${command}: ${JSON.stringify(o.stack)} is not a stack name`);
+  if (noPolicy && (o.policyPacks.length || o.policyPackConfigs.length)) throw new UsageError(`vm-infra ${command}: --no-policy with --policy-pack`);
+  if (!noPolicy && o.policyPacks.length === 0 && (command === "plan" || command === "apply")) o.policyPacks.push(DEFAULT_PACK);
+  return o;
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function write(o: Options, r: Result, raw: string) {
+  if (o.json) writeFileSync(o.json, `${JSON.stringify(r, null, 2)}\n`);
+  if (o.markdown) writeFileSync(o.markdown, markdown(r, raw));
+  log(`vm-infra ${o.command} ${o.stack}: ${r.result} (exit ${r.exitCode})${r.errors.length ? `: ${r.errors[r.errors.length - 1]}` : ""}`);
+}
+
+const masked = (outs: Record<string, { value: unknown; secret: boolean }>) =>
+  Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
+
+async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<number> {
+  let raw = "";
+  const onOutput = (s: string) => { raw += s; process.stderr.write(s); };
+  const common = (c: Collector) => ({ onOutput, onEvent: (e: EngineEvent) => c.add(e), color: "never" as const, signal });
+  const policy = { policyPacks: o.policyPacks, policyPackConfigs: o.policyPackConfigs };
+  const ended = async (p: Promise<unknown>): Promise<"ok" | "failed" | "cancelled"> => {
+    try { await p; return "ok"; } catch { return signal.aborted ? "cancelled" : "failed"; }
+  };
+  if (o.command === "refresh") {
+    const c = new Collector("refresh", o.stack);
+    const how = await ended(stack.refresh({ ...common(c) }));
+    const r = c.result("refresh", how);
+    write(o, r, raw);
+    return r.exitCode;
+  }
+  const plan = new Collector(o.command, o.stack);
+  const previewed = await ended(stack.preview({ ...common(plan), ...policy, refresh: o.refresh || undefined, expectNoChanges: false }));
+  const pr = plan.result("plan", previewed, { expectNoChanges: o.expectNoChanges });
+  if (o.command === "plan" || pr.exitCode !== EXIT.ok) {
+    write(o, { ...pr, command: o.command }, raw);
+    return pr.exitCode;
+  }
+  const apply = new Collector("apply", o.stack);
+  const how = await ended(stack.up({ ...common(apply), ...policy }));
+  const outputs = await stack.outputs().then(masked).catch(() => undefined);
+  const r = apply.result("apply", how, { outputs });
+  write(o, { ...r, migrations: pr.migrations }, raw);
+  return r.exitCode;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let o: Options | { help: string };
+  try {
+    o = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) { log(`error: ${e.message}`); return EXIT.usage; }
+    throw e;
+  }
+  if ("help" in o) { process.stdout.write(`${o.help}\n`); return EXIT.ok; }
+  let stack: Stack;
+  try {
+    stack = await LocalWorkspace.selectStack({ stackName: o.stack, workDir: ROOT });
+  } catch (e) {
+    log(`error: vm-infra ${o.command}: stack ${o.stack} not found in ${ROOT} (${String(e).split("\n")[0]}); create it with pulumi stack init`);
+    return EXIT.usage;
+  }
+  if (o.command === "outputs") {
+    process.stdout.write(`${JSON.stringify(masked(await stack.outputs()), null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const abort = new AbortController();
+  const stop = (sig: string) => () => {
+    if (abort.signal.aborted) return;
+    log(`vm-infra: ${sig}: asking pulumi to stop; an operation in flight (a migration) completes or rolls back first, then the stack is unlocked`);
+    abort.abort();
+  };
+  process.on("SIGTERM", stop("SIGTERM"));
+  process.on("SIGINT", stop("SIGINT"));
+  return operate(o, stack, abort.signal);
+}
+
+if (require.main === module) main(process.argv.slice(2)).then((code) => process.exit(code), (e) => {
+  log(`error: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(EXIT.error);
+});

@@ -1,0 +1,206 @@
+// The machine-readable result of `vm-infra plan|apply|refresh` (schema below, versioned), built from the engine's
+// events as the Automation API hands them over. Pure: no I/O. Values are copied only from fields known to be plain
+// (names, hosts, sizes, modes, migration records); inputs are compared but never copied, so a secret cannot reach the
+// result: a changed key is reported by its name only.
+import type { EngineEvent, OpType } from "@pulumi/pulumi/automation";
+
+export const SCHEMA_VERSION = 1;
+
+/**
+ * Exit codes: Pulumi's where they exist (pkg/cmd/pulumi/cmd/exit_codes.go), vm-infra's own above them.
+ */
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  changesPresent: 7,
+  cancelled: 8,
+  /** apply: a change failed and vm-infra rolled it back: the VM runs where it ran before. */
+  rolledBack: 10,
+  /** a mandatory policy refused the change (before anything ran when the preview refused it). */
+  policy: 11,
+} as const;
+
+export type Outcome = "no-changes" | "changes" | "succeeded" | "failed" | "rolled-back" | "policy-violation" | "cancelled" | "usage-error" | "config-error";
+
+export interface Step {
+  op: string;
+  /** vm-infra's short type: Placement, SeedIso, Ready, Provision, BaseImageVolume, Vm, BaseImage. */
+  type: string;
+  name: string;
+  /** The VM the step belongs to, when it does. */
+  vm?: string;
+  /** Input keys whose value changes (names only). */
+  changedKeys: string[];
+  /** For a replacement: the keys that force it, and why. */
+  replaceKeys?: string[];
+  why?: string;
+}
+
+export interface PlannedMigration {
+  vm: string;
+  from: string;
+  to: string;
+  mode: string;
+  storage: string;
+  memoryMiB: number;
+  /** Disk data to copy, at most (a thin overlay moves only what it holds); 0 on shared storage. */
+  diskGiBAtMost: number;
+  estimateSeconds: number;
+  estimateBasis: string;
+}
+
+export interface PolicyResult { pack: string; policy: string; level: "mandatory" | "advisory"; resource?: string; message: string }
+
+export interface Result {
+  schemaVersion: typeof SCHEMA_VERSION;
+  command: string;
+  stack: string;
+  result: Outcome;
+  exitCode: number;
+  startedAt: string;
+  durationSeconds: number;
+  changeSummary: Record<string, number>;
+  steps: Step[];
+  migrations: PlannedMigration[];
+  policies: PolicyResult[];
+  warnings: string[];
+  errors: string[];
+  /** apply: the stack outputs (secrets shown as "[secret]"). */
+  outputs?: Record<string, unknown>;
+  /** apply: the record of every move that ran (downtime, bytes, health report, rollback steps). */
+  migrationRecords?: { vm: string; record: Record<string, unknown> }[];
+  /** apply, on failure: the step that failed. */
+  failedStep?: { op: string; type: string; name: string };
+}
+
+/** What the rest of the world calls a link with no cap: 1 GbE's payload rate, about 110 MiB/s. */
+export const ASSUMED_LINK_MiBs = 110;
+const SUFFIXES = ["-placement", "-cidata", "-ready", "-provision"];
+const IGNORED_KEYS = new Set(["__provider", "moveFrom"]);
+const QUIET_OPS = new Set<string>(["same", "refresh", "read", "discard"]);
+/** The engine's own resources (the stack, the default provider): not changes anyone reviews. */
+const ENGINE_TYPES = /^pulumi:(pulumi:Stack|providers:)/;
+/** Why a key replaces a VM (providers/placement/rules.ts REPLACE_KEYS). */
+const REPLACE_WHY: Record<string, string> = {
+  diskGiB: "the disk's size cannot change in place: a new overlay on the base image",
+  name: "a new domain name is a new VM",
+  pool: "another pool on the same host is a new disk",
+  baseVolume: "another base image is a new disk",
+};
+
+export const shortType = (t: string) => t.replace(/^pulumi-nodejs:dynamic\/vm-infra:/, "").replace(/^vm-infra:index:/, "");
+const nameOf = (urn: string) => urn.split("::").pop() ?? urn;
+const vmOf = (name: string, type: string) =>
+  type === "Vm" ? name : SUFFIXES.map((s) => (name.endsWith(s) ? name.slice(0, -s.length) : undefined)).find((v) => v !== undefined);
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+export function changedKeys(olds: Record<string, unknown> | undefined, news: Record<string, unknown> | undefined): string[] {
+  const keys = new Set([...Object.keys(olds ?? {}), ...Object.keys(news ?? {})]);
+  return [...keys].filter((k) => !IGNORED_KEYS.has(k) && !same(olds?.[k], news?.[k])).sort();
+}
+
+export function plannedMigration(olds: Record<string, unknown>, news: Record<string, unknown>): PlannedMigration | undefined {
+  const from = olds.hostName as string | undefined;
+  const to = news.hostName as string | undefined;
+  if (from === undefined || to === undefined || from === to) return undefined;
+  const m = (news.migration ?? {}) as { mode?: string; bandwidthMiBs?: number };
+  const storage = String(news.storage ?? "local");
+  const memoryMiB = Number(news.memoryMiB ?? 0);
+  const diskGiBAtMost = storage === "local" ? Number(news.diskGiB ?? 0) : 0;
+  const rate = m.bandwidthMiBs && m.bandwidthMiBs > 0 ? m.bandwidthMiBs : ASSUMED_LINK_MiBs;
+  const basis = m.bandwidthMiBs && m.bandwidthMiBs > 0 ? `its bandwidth cap, ${m.bandwidthMiBs} MiB/s` : `no cap: an assumed ${ASSUMED_LINK_MiBs} MiB/s (1 GbE)`;
+  return {
+    vm: String(news.name), from, to, mode: m.mode ?? "live", storage, memoryMiB, diskGiBAtMost,
+    estimateSeconds: Math.ceil((memoryMiB + diskGiBAtMost * 1024) / rate),
+    estimateBasis: `${memoryMiB} MiB memory${diskGiBAtMost ? ` + at most ${diskGiBAtMost} GiB disk` : ""} at ${basis}; a guest that dirties memory fast takes longer`,
+  };
+}
+
+/** Collects the events of one operation into a Result. */
+export class Collector {
+  private readonly steps = new Map<string, Step>();
+  private readonly migrations = new Map<string, PlannedMigration>();
+  private readonly records: { vm: string; record: Record<string, unknown> }[] = [];
+  private readonly policies: PolicyResult[] = [];
+  private readonly warnings: string[] = [];
+  private readonly errors: string[] = [];
+  private summary: Record<string, number> = {};
+  private failed?: { op: string; type: string; name: string };
+
+  constructor(private readonly command: string, private readonly stack: string, private readonly started = new Date()) {}
+
+  add(e: EngineEvent): void {
+    const pre = e.resourcePreEvent?.metadata;
+    if (pre && !QUIET_OPS.has(pre.op) && !ENGINE_TYPES.test(pre.type)) this.step(pre.op, pre.urn, pre.type, pre.old?.inputs, pre.new?.inputs, pre.keys);
+    const out = e.resOutputsEvent?.metadata;
+    if (out && shortType(out.type) === "Placement" && out.new?.outputs) this.record(out.old?.outputs, out.new.outputs);
+    const failed = e.resOpFailedEvent?.metadata;
+    if (failed) this.failed = { op: failed.op, type: shortType(failed.type), name: nameOf(failed.urn) };
+    const d = e.diagnosticEvent;
+    if (d && (d.severity === "warning" || d.severity === "error")) {
+      const text = d.message.trim();
+      if (text) (d.severity === "error" ? this.errors : this.warnings).push(d.urn ? `${nameOf(d.urn)}: ${text}` : text);
+    }
+    const p = e.policyEvent;
+    if (p) this.policies.push({ pack: `${p.policyPackName}@${p.policyPackVersion}`, policy: p.policyName,
+      level: p.enforcementLevel === "mandatory" ? "mandatory" : "advisory", ...(p.resourceUrn ? { resource: nameOf(p.resourceUrn) } : {}),
+      message: p.message.trim() });
+    if (e.summaryEvent) this.summary = { ...e.summaryEvent.resourceChanges } as Record<string, number>;
+  }
+
+  private step(op: OpType, urn: string, type: string, olds?: Record<string, unknown>, news?: Record<string, unknown>, keys?: string[]) {
+    const t = shortType(type);
+    const name = nameOf(urn);
+    const vm = vmOf(name, t);
+    const replace = op === "replace" || op === "create-replacement" || op === "delete-replaced";
+    const key = `${urn}`;
+    const prev = this.steps.get(key);
+    if (prev && !replace) return;
+    const s: Step = { op: replace ? "replace" : op, type: t, name, ...(vm ? { vm } : {}), changedKeys: op === "update" || replace ? changedKeys(olds, news) : [] };
+    if (replace && keys?.length) {
+      s.replaceKeys = [...keys].sort();
+      s.why = s.replaceKeys.map((k) => REPLACE_WHY[k] ?? `${k} changes`).join("; ");
+    }
+    if (!prev || (replace && !prev.replaceKeys)) this.steps.set(key, { ...prev, ...s });
+    if (t === "Placement" && op === "update" && olds && news) {
+      const m = plannedMigration(olds, news);
+      if (m) {
+        this.migrations.set(m.vm, m);
+        this.steps.set(key, { ...this.steps.get(key)!, why: `migrates ${m.from} -> ${m.to} (${m.mode}), no replacement` });
+      }
+    }
+  }
+
+  private record(olds: Record<string, unknown> | undefined, news: Record<string, unknown>) {
+    const r = news.lastMigration as Record<string, unknown> | undefined;
+    if (!r || same(olds?.lastMigration, r)) return;
+    this.records.push({ vm: String(news.name), record: r });
+  }
+
+  /** The outcome, from what was seen and how the operation ended. */
+  outcome(kind: "plan" | "apply" | "refresh", ended: "ok" | "failed" | "cancelled", expectNoChanges = false): { result: Outcome; exitCode: number } {
+    if (ended === "cancelled") return { result: "cancelled", exitCode: EXIT.cancelled };
+    if (this.policies.some((p) => p.level === "mandatory")) return { result: "policy-violation", exitCode: EXIT.policy };
+    if (ended === "failed") {
+      if (this.errors.some((e) => e.includes("invalid vm-infra config"))) return { result: "config-error", exitCode: EXIT.usage };
+      if (kind === "apply" && this.records.some((r) => r.record.outcome === "rolled back")) return { result: "rolled-back", exitCode: EXIT.rolledBack };
+      return { result: "failed", exitCode: EXIT.error };
+    }
+    const changes = this.steps.size > 0;
+    if (kind === "plan") return changes && expectNoChanges ? { result: "changes", exitCode: EXIT.changesPresent } : { result: changes ? "changes" : "no-changes", exitCode: EXIT.ok };
+    return { result: kind === "apply" && !changes ? "no-changes" : "succeeded", exitCode: EXIT.ok };
+  }
+
+  result(kind: "plan" | "apply" | "refresh", ended: "ok" | "failed" | "cancelled", extra: { expectNoChanges?: boolean; outputs?: Record<string, unknown>; now?: Date } = {}): Result {
+    const { result, exitCode } = this.outcome(kind, ended, extra.expectNoChanges);
+    const now = extra.now ?? new Date();
+    return {
+      schemaVersion: SCHEMA_VERSION, command: this.command, stack: this.stack, result, exitCode,
+      startedAt: this.started.toISOString(), durationSeconds: Math.round((now.getTime() - this.started.getTime()) / 100) / 10,
+      changeSummary: this.summary, steps: [...this.steps.values()], migrations: [...this.migrations.values()],
+      policies: this.policies, warnings: this.warnings, errors: this.errors,
+      ...(kind === "apply" ? { migrationRecords: this.records, ...(extra.outputs ? { outputs: extra.outputs } : {}), ...(this.failed ? { failedStep: this.failed } : {}) } : {}),
+    };
+  }
+}

@@ -1,0 +1,98 @@
+// `vm-infra plan|apply`: the result built from engine events, the PR comment, the arguments. Events are the shapes
+// the Automation API hands over (sdk/nodejs/automation/events.ts); the real engine drives them in tests/e2e/gitops.test.ts.
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { Collector, EXIT, changedKeys, plannedMigration } from "../../cli/result";
+import { MAX_COMMENT, markdown, marker } from "../../cli/markdown";
+import { UsageError, parseArgs } from "../../cli/main";
+
+const T = "pulumi-nodejs:dynamic/vm-infra:";
+const urn = (type: string, name: string) => `urn:pulumi:ci::vm-infra::vm-infra:index:Vm$${type}::${name}`;
+const ev = (x: Partial<EngineEvent>): EngineEvent => ({ sequence: 0, timestamp: 0, ...x });
+const pre = (op: string, type: string, name: string, olds?: Record<string, unknown>, news?: Record<string, unknown>, keys?: string[]) =>
+  ev({ resourcePreEvent: { metadata: { op: op as never, urn: urn(type, name), type, provider: "",
+    ...(olds ? { old: { inputs: olds, outputs: {} } as never } : {}), ...(news ? { new: { inputs: news, outputs: {} } as never } : {}), ...(keys ? { keys } : {}) } } });
+const placement = (o: Record<string, unknown>) => ({ name: "web-1", hostName: "hv-a", memoryMiB: 768, diskGiB: 4, storage: "local",
+  migration: { mode: "live", bandwidthMiBs: 0 }, __provider: "p", userData: "[secret]", ...o });
+
+test("a move is reported with what moves and an estimate on its stated basis; the secret input is compared, never copied", () => {
+  const c = new Collector("plan", "ci", new Date(0));
+  c.add(pre("same", `${T}SeedIso`, "web-1-cidata", {}, {}));
+  c.add(pre("update", `${T}Placement`, "web-1-placement", placement({}), placement({ hostName: "hv-b", moveFrom: "hv-a", __provider: "q" })));
+  c.add(ev({ summaryEvent: { maybeCorrupt: false, durationSeconds: 3, resourceChanges: { update: 1, same: 6 }, policyPacks: {} } }));
+  const r = c.result("plan", "ok", { now: new Date(3500) });
+  expect(r).toEqual({
+    schemaVersion: 1, command: "plan", stack: "ci", result: "changes", exitCode: 0, startedAt: "1970-01-01T00:00:00.000Z", durationSeconds: 3.5,
+    changeSummary: { update: 1, same: 6 },
+    steps: [{ op: "update", type: "Placement", name: "web-1-placement", vm: "web-1", changedKeys: ["hostName"] }],
+    migrations: [{ vm: "web-1", from: "hv-a", to: "hv-b", mode: "live", storage: "local", memoryMiB: 768, diskGiBAtMost: 4, estimateSeconds: 45,
+      estimateBasis: "768 MiB memory + at most 4 GiB disk at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer" }],
+    policies: [], warnings: [], errors: [],
+  });
+  expect(JSON.stringify(r)).not.toContain("[secret]");
+});
+
+test("a capped move on shared storage moves memory only; no change of host is no migration", () => {
+  expect(plannedMigration(placement({ storage: "shared" }), placement({ hostName: "hv-b", storage: "shared", migration: { mode: "paused", bandwidthMiBs: 64 } })))
+    .toMatchObject({ mode: "paused", diskGiBAtMost: 0, estimateSeconds: 12, estimateBasis: "768 MiB memory at its bandwidth cap, 64 MiB/s; a guest that dirties memory fast takes longer" });
+  expect(plannedMigration(placement({}), placement({ memoryMiB: 1024 }))).toBeUndefined();
+  expect(changedKeys({ a: 1, b: [1], __provider: "x", moveFrom: "hv-a" }, { a: 1, b: [2], c: 3, __provider: "y" })).toEqual(["b", "c"]);
+});
+
+test("a replacement says which keys force it and why", () => {
+  const c = new Collector("plan", "ci");
+  c.add(pre("create-replacement", `${T}Placement`, "web-1-placement", placement({}), placement({ diskGiB: 8 }), ["diskGiB"]));
+  c.add(pre("delete-replaced", `${T}Placement`, "web-1-placement", placement({}), placement({ diskGiB: 8 }), ["diskGiB"]));
+  expect(c.result("plan", "ok").steps).toEqual([{ op: "replace", type: "Placement", name: "web-1-placement", vm: "web-1", changedKeys: ["diskGiB"],
+    replaceKeys: ["diskGiB"], why: "the disk's size cannot change in place: a new overlay on the base image" }]);
+});
+
+test.each([
+  ["no changes", [] as EngineEvent[], "plan", "ok", false, "no-changes", EXIT.ok],
+  ["changes under --expect-no-changes", [pre("create", `${T}Placement`, "web-1-placement", undefined, placement({}))], "plan", "ok", true, "changes", EXIT.changesPresent],
+  ["a mandatory policy", [ev({ policyEvent: { message: "no", color: "", policyName: "blast-radius", policyPackName: "vm-infra", policyPackVersion: "0.1.0",
+    policyPackVersionTag: "", enforcementLevel: "mandatory" } })], "plan", "failed", false, "policy-violation", EXIT.policy],
+  ["a config error", [ev({ diagnosticEvent: { message: "invalid vm-infra config:\n  - vms[0].name: ...", color: "", severity: "error" } })], "plan", "failed", false, "config-error", EXIT.usage],
+  ["cancelled", [] as EngineEvent[], "apply", "cancelled", false, "cancelled", EXIT.cancelled],
+  ["a failed apply", [] as EngineEvent[], "apply", "failed", false, "failed", EXIT.error],
+  ["a rolled-back move", [ev({ resOutputsEvent: { metadata: { op: "update", urn: urn(`${T}Placement`, "web-1-placement"), type: `${T}Placement`, provider: "",
+    new: { outputs: { name: "web-1", lastMigration: { outcome: "rolled back", from: "hv-a", to: "hv-b", durationMs: 1000 } } } as never } } })], "apply", "failed", false, "rolled-back", EXIT.rolledBack],
+] as const)("outcome: %s", (_what, events, kind, ended, expectNoChanges, result, exitCode) => {
+  const c = new Collector(kind, "ci");
+  for (const e of events) c.add(e);
+  expect(c.result(kind, ended, { expectNoChanges })).toMatchObject({ result, exitCode });
+});
+
+test("the PR comment: marker, counts, VM changes, moves, policies; within GitHub's limit with the raw output cut first", () => {
+  const c = new Collector("plan", "ci", new Date(0));
+  c.add(pre("update", `${T}Placement`, "web-1-placement", placement({}), placement({ hostName: "hv-b" })));
+  c.add(ev({ policyEvent: { resourceUrn: urn(`${T}Placement`, "web-1-placement"), message: "vm web-1: too big | really", color: "", policyName: "vm-size-ceiling",
+    policyPackName: "vm-infra", policyPackVersion: "0.1.0", policyPackVersionTag: "", enforcementLevel: "warning" } }));
+  c.add(ev({ summaryEvent: { maybeCorrupt: false, durationSeconds: 1, resourceChanges: { update: 1, same: 3 }, policyPacks: {} } }));
+  const r = c.result("plan", "ok", { now: new Date(1000) });
+  const md = markdown(r, "Previewing update (ci):\n```\n");
+  expect(md).toMatchSnapshot();
+  expect(md.startsWith(marker("ci"))).toBe(true);
+  const big = markdown(r, "x".repeat(200_000));
+  expect(big.length).toBeLessThanOrEqual(MAX_COMMENT);
+  expect(big).toContain("| web-1 | live, local storage | hv-a -> hv-b |");
+  expect(big).toMatch(/\[first \d+ characters cut\]/);
+});
+
+test("arguments: help, defaults, and clear usage errors", () => {
+  expect(parseArgs([])).toHaveProperty("help");
+  expect(parseArgs(["plan", "--help"])).toHaveProperty("help");
+  const p = parseArgs(["plan", "--stack", "ci", "--expect-no-changes", "--json", "r.json"]);
+  expect(p).toMatchObject({ command: "plan", stack: "ci", expectNoChanges: true, refresh: false });
+  expect((p as { policyPacks: string[] }).policyPacks).toHaveLength(1); // the project's own pack by default
+  expect(parseArgs(["apply", "--stack", "ci", "--no-policy"])).toMatchObject({ policyPacks: [] });
+  for (const [argv, message] of [
+    [["deploy"], 'unknown command "deploy": plan, apply, refresh or outputs'],
+    [["plan"], "vm-infra plan: --stack is required"],
+    [["plan", "--stack"], "vm-infra plan: --stack needs a value"],
+    [["apply", "--stack", "ci", "--expect-no-changes"], 'vm-infra apply: unknown option "--expect-no-changes" (vm-infra apply --help)'],
+    [["plan", "--stack", "a b"], 'vm-infra plan: "a b" is not a stack name'],
+  ] as const) {
+    expect(() => parseArgs([...argv])).toThrow(UsageError);
+    expect(() => parseArgs([...argv])).toThrow(message);
+  }
+});
