@@ -113,29 +113,37 @@ const masked = (outs: Record<string, { value: unknown; secret: boolean }>) =>
 
 async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<number> {
   let raw = "";
-  const onOutput = (s: string) => { raw += s; process.stderr.write(s); };
+  // the engine's progress goes to stdout as plain lines (no TTY needed); vm-infra's own lines and errors to stderr
+  const onOutput = (s: string) => { raw += s; process.stdout.write(s); };
   const common = (c: Collector) => ({ onOutput, onEvent: (e: EngineEvent) => c.add(e), color: "never" as const, signal });
   const policy = { policyPacks: o.policyPacks, policyPackConfigs: o.policyPackConfigs };
-  const ended = async (p: Promise<unknown>): Promise<"ok" | "failed" | "cancelled"> => {
-    try { await p; return "ok"; } catch { return signal.aborted ? "cancelled" : "failed"; }
+  // an operation that fails before the engine runs (the stack locked by another update, a backend that does not answer)
+  // has no error event: its error is the CLI's own text
+  const ended = async (c: Collector, p: Promise<unknown>): Promise<"ok" | "failed" | "cancelled"> => {
+    try { await p; return "ok"; } catch (e) {
+      if (signal.aborted) return "cancelled";
+      c.failedBeforeEngine(e instanceof Error ? e.message : String(e));
+      return "failed";
+    }
   };
   if (o.command === "refresh") {
     const c = new Collector("refresh", o.stack);
-    const how = await ended(stack.refresh({ ...common(c) }));
+    const how = await ended(c, stack.refresh({ ...common(c) }));
     const r = c.result("refresh", how);
     write(o, r, raw);
     return r.exitCode;
   }
   const plan = new Collector(o.command, o.stack);
-  const previewed = await ended(stack.preview({ ...common(plan), ...policy, refresh: o.refresh || undefined, expectNoChanges: false }));
+  const previewed = await ended(plan, stack.preview({ ...common(plan), ...policy, refresh: o.refresh || undefined, expectNoChanges: false }));
   const pr = plan.result("plan", previewed, { expectNoChanges: o.expectNoChanges });
   if (o.command === "plan" || pr.exitCode !== EXIT.ok) {
     write(o, { ...pr, command: o.command }, raw);
     return pr.exitCode;
   }
   const apply = new Collector("apply", o.stack);
-  const how = await ended(stack.up({ ...common(apply), ...policy }));
+  const how = await ended(apply, stack.up({ ...common(apply), ...policy }));
   const outputs = await stack.outputs().then(masked).catch(() => undefined);
+  await stack.exportStack().then((d) => apply.recordsFrom(d.deployment?.resources ?? [])).catch(() => undefined);
   const r = apply.result("apply", how, { outputs });
   write(o, { ...r, migrations: pr.migrations }, raw);
   return r.exitCode;

@@ -121,7 +121,7 @@ export function plannedMigration(olds: Record<string, unknown>, news: Record<str
 export class Collector {
   private readonly steps = new Map<string, Step>();
   private readonly migrations = new Map<string, PlannedMigration>();
-  private readonly records: { vm: string; record: Record<string, unknown> }[] = [];
+  readonly records: { vm: string; record: Record<string, unknown> }[] = [];
   private readonly policies: PolicyResult[] = [];
   private readonly warnings: string[] = [];
   private readonly errors: string[] = [];
@@ -133,8 +133,6 @@ export class Collector {
   add(e: EngineEvent): void {
     const pre = e.resourcePreEvent?.metadata;
     if (pre && !QUIET_OPS.has(pre.op) && !ENGINE_TYPES.test(pre.type)) this.step(pre.op, pre.urn, pre.type, pre.old?.inputs, pre.new?.inputs, pre.keys);
-    const out = e.resOutputsEvent?.metadata;
-    if (out && shortType(out.type) === "Placement" && out.new?.outputs) this.record(out.old?.outputs, out.new.outputs);
     const failed = e.resOpFailedEvent?.metadata;
     if (failed) this.failed = { op: failed.op, type: shortType(failed.type), name: nameOf(failed.urn) };
     const d = e.diagnosticEvent;
@@ -172,10 +170,34 @@ export class Collector {
     }
   }
 
-  private record(olds: Record<string, unknown> | undefined, news: Record<string, unknown>) {
-    const r = news.lastMigration as Record<string, unknown> | undefined;
-    if (!r || same(olds?.lastMigration, r)) return;
-    this.records.push({ vm: String(news.name), record: r });
+  /**
+   * The moves this operation ran, from the state written after it (a failed move's record is in its partial state,
+   * which no output event carries): each placement whose lastMigration started after the operation did.
+   */
+  recordsFrom(resources: { type: string; outputs?: Record<string, unknown> }[]): void {
+    for (const r of resources) {
+      const m = r.outputs?.lastMigration as Record<string, unknown> | undefined;
+      if (shortType(r.type) === "Placement" && m && typeof m.startedAt === "string" && m.startedAt >= this.started.toISOString())
+        this.records.push({ vm: String(r.outputs!.name), record: m });
+    }
+  }
+
+  /**
+   * An operation that failed with no error event of its own: the lock held by another update ("locked by"), said
+   * plainly; otherwise the CLI's error lines.
+   */
+  failedBeforeEngine(text: string): void {
+    if (this.errors.length) return;
+    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !/^(code|stdout|stderr):?$/.test(l));
+    const lock = lines.findIndex((l) => l.includes("currently locked"));
+    if (lock >= 0) {
+      const by = lines.slice(lock + 1).find((l) => /created by|\(pid \d+\)/.test(l));
+      this.errors.push(`stack ${this.stack} is locked by another update${by ? ` (${by})` : ""}: nothing was done; ` +
+        "run again when it has finished (a lock left by a killed run is removed with pulumi cancel)");
+      return;
+    }
+    const err = lines.filter((l) => l.startsWith("error:"));
+    this.errors.push(...(err.length ? err : lines.slice(-3)));
   }
 
   /** The outcome, from what was seen and how the operation ended. */

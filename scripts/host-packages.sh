@@ -4,7 +4,8 @@
 # migration (shared/LAB.md), so the lab and the migration tests need the newer one.
 set -euo pipefail
 PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base iptables iproute2
-      mmdebstrap genisoimage xorriso openssh-client openssh-server qemu-utils iputils-ping curl ca-certificates ansible-core)
+      mmdebstrap genisoimage xorriso openssh-client openssh-server qemu-utils iputils-ping curl ca-certificates ansible-core
+      postgresql)
 BPO_PKGS=(qemu-system-x86 qemu-utils qemu-system-common qemu-system-data seabios)
 start=$(date +%s)
 ensure_accounts() { # libvirt's QEMU driver looks these up at start even when qemu.conf says root

@@ -11,7 +11,7 @@ import { HOSTS, OPS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
-import { TOPOLOGY, extended, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { TOPOLOGY, extended, outputs, previewSteps, pulumi, stateOutputs, stopVmInfra, up, upExpectingFailure, urnName, vmInfra } from "../support/pulumiCli";
 import { guestSsh, inventory, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -48,11 +48,13 @@ async function move(name: "mig-l" | "mig-s", host: string, migration?: Record<st
 }
 
 /** An up that must fail: returns its output. */
-async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Record<string, unknown>, during?: () => Promise<void>): Promise<string> {
+/** `apply` replaces the failing up (vm-infra apply, for one): it returns what it printed. */
+async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Record<string, unknown>, during?: () => Promise<void>,
+  apply: () => Promise<string> = () => upExpectingFailure(h)): Promise<string> {
   const prev = place[name];
   place[name] = { host, migration };
   await configure();
-  const p = upExpectingFailure(h);
+  const p = apply();
   if (during) await during();
   const out = await p;
   place[name] = prev;
@@ -190,11 +192,23 @@ test("live, copied storage: mig-l hv-a -> hv-b keeps running, disk and memory in
   expect(churn1.corrupt).toBe(0);
 });
 
-test("live, shared storage: mig-s hv-a -> hv-b copies no disk", async () => {
-  await move("mig-s", "hv-b");
+// through the pipeline's CLI (issue 11): its plan lists the move, its apply reports the record
+test("live, shared storage: mig-s hv-a -> hv-b copies no disk (vm-infra plan, then apply)", async () => {
+  place["mig-s"] = { host: "hv-b" };
+  await configure();
+  const plan = await vmInfra(h, ["plan", "--no-policy"]);
+  expect([plan.exitCode, plan.json!.result, plan.json!.migrations]).toEqual([0, "changes", [{ vm: "mig-s", from: "hv-a", to: "hv-b", mode: "live",
+    storage: "shared", memoryMiB: 768, diskGiBAtMost: 0, estimateSeconds: 7,
+    estimateBasis: "768 MiB memory at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer" }]]);
+  expect(plan.md).toContain("| mig-s | live, shared storage | hv-a -> hv-b | 768 MiB memory, no disk |");
+  const apply = await vmInfra(h, ["apply", "--no-policy"]);
+  expect([apply.exitCode, apply.json!.result, apply.json!.migrationRecords!.map((r) => [r.vm, r.record.outcome, r.record.from, r.record.to])])
+    .toEqual([0, "succeeded", [["mig-s", "moved", "hv-a", "hv-b"]]]);
+  expect((apply.json!.outputs!.vms as Record<string, { host: string }>)["mig-s"].host).toBe("hv-b");
   await expectOnlyOn("mig-s", "hv-b");
   const rec = (await vmsOf())["mig-s"].lastMigration!;
   expect(rec).toMatchObject({ mode: "live", storage: "shared", outcome: "moved" });
+  expect(apply.json!.migrationRecords![0].record).toEqual(rec);
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
@@ -224,14 +238,38 @@ extended("live with post-copy (opt-in), then back with auto-converge: shared sto
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
-test("fault: a failing health check moves the VM back, and the state still says the source", async () => {
-  const out = await failingMove("mig-s", "hv-b", { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 });
+test("fault: a failing health check moves the VM back, and the state still says the source (vm-infra apply: exit 10)", async () => {
+  const out = await failingMove("mig-s", "hv-b", { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 }, undefined, async () => {
+    const r = await vmInfra(h, ["apply", "--no-policy"]);
+    expect([r.exitCode, r.json!.result, r.json!.failedStep]).toEqual([10, "rolled-back", { op: "update", type: "Placement", name: "mig-s-placement" }]);
+    expect(r.json!.migrationRecords!.map((x) => [x.vm, x.record.outcome, x.record.failedStep])).toEqual([["mig-s", "rolled back", "health check"]]);
+    return `${r.stdout}\n${r.stderr}\n${r.json!.errors.join("\n")}`;
+  });
   expect(out).toMatch(/failed at health check: HTTP GET :9\//);
   expect(out).toMatch(/migrated back hv-b -> hv-a/);
   expect(out).toMatch(/The VM runs on hv-a as before/);
   await expectOnlyOn("mig-s", "hv-a");
   expect(await marker("mig-s")).toBe("disk-survives");
   await up(h, ["--expect-no-changes"]);
+});
+
+// a CI job cancelled during a move: the move in flight completes (or rolls back), the lock is released, exit 8
+test("SIGTERM to vm-infra apply during a move: exit 8, one running copy where the state says, the next apply needs no pulumi cancel", async () => {
+  place["mig-s"] = { host: "hv-b", migration: { bandwidthMiBs: 16 } }; // a move that lasts long enough to be interrupted
+  await configure();
+  const apply = vmInfra(h, ["apply", "--no-policy"]);
+  expect(await waitForJob("hv-a", "mig-s")).toBe(true);
+  await stopVmInfra(h, "apply");
+  const r = await apply;
+  expect([r.exitCode, r.json!.result]).toEqual([8, "cancelled"]);
+  const where = await whereIs("mig-s");
+  expect(Object.values(where)).toEqual(["running"]);
+  expect((await vmsOf())["mig-s"].host).toBe(Object.keys(where)[0]);
+  const again = await vmInfra(h, ["apply", "--no-policy"]);
+  expect([again.exitCode, again.json!.result]).toEqual([0, Object.keys(where)[0] === "hv-b" ? "no-changes" : "succeeded"]);
+  await expectOnlyOn("mig-s", "hv-b");
+  expect(await marker("mig-s")).toBe("disk-survives");
+  await move("mig-s", "hv-a"); // where the following tests expect it
 });
 
 test("fault: the target pool is full: the pre-check fails and nothing changes on the source", async () => {

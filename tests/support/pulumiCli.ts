@@ -1,6 +1,10 @@
 // Drives the real Pulumi CLI for end-to-end tests (argv only, through the project's runner). The environment
 // (PATH, backend, passphrase, offline flags) comes from scripts/with-env.sh, which the test command runs under.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { run, RunResult } from "../../host/runner";
+import type { Result } from "../../cli/result";
 
 export interface StackHandle {
   dir: string;
@@ -82,3 +86,31 @@ export const extended = process.env.VM_INFRA_E2E_EXTENDED ? test : test.skip;
  */
 export const TOPOLOGY: "local" | "remote" = process.env.VM_INFRA_TOPOLOGY === "remote" ? "remote" : "local";
 
+
+/**
+ * `vm-infra <command> ... --stack S` as a pipeline runs it (bin/vm-infra, inside the handle's namespace when it has
+ * one), with --json (and --markdown) written to a temporary directory and read back. `env` reaches the CLI (a team
+ * backend's URL, for example); `onStdout` sees the engine's progress as it comes.
+ */
+export async function vmInfra(h: StackHandle, args: string[], opts: { env?: Record<string, string>; onStdout?: (s: string) => void } = {}):
+  Promise<RunResult & { json?: Result; md?: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), "vmi-cli-"));
+  const json = path.join(dir, "result.json");
+  const md = path.join(dir, "comment.md");
+  const files = args[0] === "outputs" ? [] : ["--json", json, ...(args[0] === "refresh" ? [] : ["--markdown", md])];
+  const bin = path.join(h.dir, "bin", "vm-infra");
+  const argv = [...args, ...files, "--stack", h.stack];
+  const o = { timeoutMs: LONG, okCodes: [0, 1, 2, 7, 8, 10, 11], ...opts };
+  const r = h.netns ? await run("ip", ["netns", "exec", h.netns, bin, ...argv], o) : await run(bin, argv, o);
+  const read = (f: string) => (existsSync(f) ? readFileSync(f, "utf8") : undefined);
+  const j = read(json);
+  const m = read(md);
+  rmSync(dir, { recursive: true, force: true });
+  return { ...r, ...(j ? { json: JSON.parse(j) as Result } : {}), ...(m !== undefined ? { md: m } : {}) };
+}
+
+/** Sends SIGTERM to the running `vm-infra <command>` of this stack (the CLI's own process, as a CI runner stops a job). */
+export async function stopVmInfra(h: StackHandle, command: string): Promise<void> {
+  const { stdout } = await run("pgrep", ["-f", `dist/cli/main.js ${command} .*--stack ${h.stack}$`], { timeoutMs: 10_000 });
+  for (const pid of stdout.split("\n").filter((l) => /^\d+$/.test(l.trim()))) await run("kill", ["-TERM", pid.trim()], { timeoutMs: 10_000 });
+}

@@ -54,11 +54,13 @@ test.each([
   ["a config error", [ev({ diagnosticEvent: { message: "invalid vm-infra config:\n  - vms[0].name: ...", color: "", severity: "error" } })], "plan", "failed", false, "config-error", EXIT.usage],
   ["cancelled", [] as EngineEvent[], "apply", "cancelled", false, "cancelled", EXIT.cancelled],
   ["a failed apply", [] as EngineEvent[], "apply", "failed", false, "failed", EXIT.error],
-  ["a rolled-back move", [ev({ resOutputsEvent: { metadata: { op: "update", urn: urn(`${T}Placement`, "web-1-placement"), type: `${T}Placement`, provider: "",
-    new: { outputs: { name: "web-1", lastMigration: { outcome: "rolled back", from: "hv-a", to: "hv-b", durationMs: 1000 } } } as never } } })], "apply", "failed", false, "rolled-back", EXIT.rolledBack],
-] as const)("outcome: %s", (_what, events, kind, ended, expectNoChanges, result, exitCode) => {
-  const c = new Collector(kind, "ci");
+  ["a rolled-back move", [] as EngineEvent[], "apply", "failed", false, "rolled-back", EXIT.rolledBack],
+] as const)("outcome: %s", (what, events, kind, ended, expectNoChanges, result, exitCode) => {
+  const c = new Collector(kind, "ci", new Date(1000));
   for (const e of events) c.add(e);
+  if (what === "a rolled-back move") c.recordsFrom([{ type: `${T}Placement`, outputs: { name: "web-1", lastMigration: { outcome: "rolled back", startedAt: new Date(2000).toISOString() } } },
+    { type: `${T}Placement`, outputs: { name: "db-1", lastMigration: { outcome: "moved", startedAt: new Date(0).toISOString() } } }]);
+  if (what === "a rolled-back move") expect(c.records.map((r) => r.vm)).toEqual(["web-1"]); // only the moves of this run
   expect(c.result(kind, ended, { expectNoChanges })).toMatchObject({ result, exitCode });
 });
 
