@@ -4,7 +4,7 @@
 // operation in flight (a migration) completes or rolls back first, the stack lock is released, and the exit code is 8.
 import { writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { LocalWorkspace, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, StackNotFoundError, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
 import { Collector, EXIT, type Result } from "./result";
 import { markdown } from "./markdown";
 
@@ -162,8 +162,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     stack = await LocalWorkspace.selectStack({ stackName: o.stack, workDir: ROOT });
   } catch (e) {
-    log(`error: vm-infra ${o.command}: stack ${o.stack} not found in ${ROOT} (${String(e).split("\n")[0]}); create it with pulumi stack init`);
-    return EXIT.usage;
+    if (e instanceof StackNotFoundError) {
+      log(`error: vm-infra ${o.command}: stack ${o.stack} of project ${ROOT} is not in the backend (PULUMI_BACKEND_URL); create it with pulumi stack init`);
+      return EXIT.usage;
+    }
+    log(`error: vm-infra ${o.command}: cannot open stack ${o.stack}: ${(e instanceof Error ? e.message : String(e)).split("\n").find((l) => l.startsWith("error:")) ?? "the backend did not answer"}`);
+    return EXIT.error;
   }
   if (o.command === "outputs") {
     process.stdout.write(`${JSON.stringify(masked(await stack.outputs()), null, 2)}\n`);
