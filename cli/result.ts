@@ -188,10 +188,12 @@ export class Collector {
    */
   failedBeforeEngine(text: string): void {
     if (this.errors.length) return;
-    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !/^(code|stdout|stderr):?$/.test(l));
+    // a backend URL may carry a password (postgres://user:password@host): never repeated
+    const lines = text.split("\n").map((l) => l.trim().replace(/^(stdout|stderr):\s*/, "").replace(/:\/\/([^/:@\s]+):[^@\s]*@/g, "://$1:***@"))
+      .filter((l) => l && !/^code: -?\d+$/.test(l));
     const lock = lines.findIndex((l) => l.includes("currently locked"));
     if (lock >= 0) {
-      const by = lines.slice(lock + 1).find((l) => /created by|\(pid \d+\)/.test(l));
+      const by = lines.slice(lock + 1).map((l) => /created by .*$/.exec(l)?.[0]).find((l) => l !== undefined);
       this.errors.push(`stack ${this.stack} is locked by another update${by ? ` (${by})` : ""}: nothing was done; ` +
         "run again when it has finished (a lock left by a killed run is removed with pulumi cancel)");
       return;

@@ -98,3 +98,15 @@ test("arguments: help, defaults, and clear usage errors", () => {
     expect(() => parseArgs([...argv])).toThrow(message);
   }
 });
+
+test("an operation refused by the stack lock says who holds it, never the backend's URL or password", () => {
+  const c = new Collector("apply", "prod");
+  c.failedBeforeEngine("code: 255\n stdout: \n stderr: error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end " +
+    "or delete the lock file with `pulumi cancel`.\n  postgres://vmi:s3cret@127.0.0.1:5432/pulumi/.pulumi/locks/organization/vm-infra/prod/1.json: " +
+    "created by root@ci-7 (pid 4242) at 2026-11-30T22:00:00Z\n");
+  expect(c.result("apply", "failed")).toMatchObject({ result: "failed", exitCode: 1, errors: ["stack prod is locked by another update (created by root@ci-7 " +
+    "(pid 4242) at 2026-11-30T22:00:00Z): nothing was done; run again when it has finished (a lock left by a killed run is removed with pulumi cancel)"] });
+  const d = new Collector("plan", "prod");
+  d.failedBeforeEngine("code: 255\nstderr: error: could not open postgres://vmi:s3cret@db:5432/pulumi: connection refused");
+  expect(d.result("plan", "failed").errors).toEqual(["error: could not open postgres://vmi:***@db:5432/pulumi: connection refused"]);
+});
