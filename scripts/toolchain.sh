@@ -24,6 +24,10 @@ have_ok() {
 }
 
 if ! have_ok; then
+  # one build at a time: a second caller (CI's test command, while CI's own call still builds) waits for the first
+  mkdir -p "$(dirname "$OUT")"; exec 9>"$OUT.lock"; flock 9
+fi
+if ! have_ok; then
   echo "toolchain: building pulumi $CLI_VERSION and its Node.js language host (cold: minutes)" >&2
   # GOGC=400: the compiler collects garbage less often (faster on a machine with memory to spare); -s -w: no symbol
   # table or DWARF in the binaries (a shorter link; nothing here debugs the CLI)

@@ -133,13 +133,16 @@ test("a running VM's disk deleted: up refuses, says why and what to do; after a 
   await ssh("echo kept > /home/ops/marker && sync");
 });
 
-test.each(["base-hv-a-volume", `${VM}-cidata`, `${VM}-ready`])("up --replace %s keeps the VM, its disks and its seed where they are", async (name) => {
-  const r = await res(name);
+// the three in one update (each is replaced; one reboot then proves the disks and the seed the VM boots from)
+test("up --replace of the base image, the seed ISO and readiness keeps the VM, its disks and its seed where they are", async () => {
+  const names = ["base-hv-a-volume", `${VM}-cidata`, `${VM}-ready`];
+  const before = await Promise.all(names.map(res));
   const uuid = (await placement()).uuid;
-  await up(h, ["--replace", r.urn]);
+  const r = await up(h, before.flatMap((x) => ["--replace", x.urn]));
+  expect(r.stdout).toMatch(/\+-3 replaced/);
   expect((await placement()).uuid).toBe(uuid); // the same domain
   await expectHealthy();
-  if (name !== `${VM}-ready`) await rebootAndSsh();
+  await rebootAndSsh();
   expect((await ssh("cat /home/ops/marker")).stdout.trim()).toBe("kept");
   await noChanges();
 });
