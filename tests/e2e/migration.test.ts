@@ -212,8 +212,21 @@ test("live, shared storage: mig-s hv-a -> hv-b copies no disk (vm-infra plan, th
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
-test("paused, shared storage: mig-s hv-b -> hv-a is suspended, moved, resumed", async () => {
-  await move("mig-s", "hv-a", { mode: "paused" });
+// and a CI job cancelled during that move (issue 11): SIGTERM to vm-infra apply while the job runs; the move in
+// flight completes (or rolls back), the stack is unlocked, exit 8, and the next apply needs no pulumi cancel
+test("paused, shared storage: mig-s hv-b -> hv-a is suspended, moved, resumed; a SIGTERM to vm-infra apply during it exits 8 and leaves one running copy", async () => {
+  place["mig-s"] = { host: "hv-a", migration: { mode: "paused", bandwidthMiBs: 32 } }; // capped: long enough to be interrupted
+  await configure();
+  const apply = vmInfra(h, ["apply", "--no-policy"]);
+  expect(await waitForJob("hv-b", "mig-s")).toBe(true);
+  await stopVmInfra(h, "apply");
+  const r = await apply;
+  expect([r.exitCode, r.json!.result]).toEqual([8, "cancelled"]);
+  const where = await whereIs("mig-s");
+  expect(Object.values(where)).toEqual(["running"]);
+  expect((await vmsOf())["mig-s"].host).toBe(Object.keys(where)[0]); // the state says where it runs
+  const again = await vmInfra(h, ["apply", "--no-policy"]); // no pulumi cancel first
+  expect([again.exitCode, again.json!.result]).toEqual([0, Object.keys(where)[0] === "hv-a" ? "no-changes" : "succeeded"]);
   await expectOnlyOn("mig-s", "hv-a");
   expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "paused", from: "hv-b", to: "hv-a", outcome: "moved" });
   expect(await marker("mig-s")).toBe("disk-survives");
@@ -251,25 +264,6 @@ test("fault: a failing health check moves the VM back, and the state still says 
   await expectOnlyOn("mig-s", "hv-a");
   expect(await marker("mig-s")).toBe("disk-survives");
   await up(h, ["--expect-no-changes"]);
-});
-
-// a CI job cancelled during a move: the move in flight completes (or rolls back), the lock is released, exit 8
-test("SIGTERM to vm-infra apply during a move: exit 8, one running copy where the state says, the next apply needs no pulumi cancel", async () => {
-  place["mig-s"] = { host: "hv-b", migration: { bandwidthMiBs: 16 } }; // a move that lasts long enough to be interrupted
-  await configure();
-  const apply = vmInfra(h, ["apply", "--no-policy"]);
-  expect(await waitForJob("hv-a", "mig-s")).toBe(true);
-  await stopVmInfra(h, "apply");
-  const r = await apply;
-  expect([r.exitCode, r.json!.result]).toEqual([8, "cancelled"]);
-  const where = await whereIs("mig-s");
-  expect(Object.values(where)).toEqual(["running"]);
-  expect((await vmsOf())["mig-s"].host).toBe(Object.keys(where)[0]);
-  const again = await vmInfra(h, ["apply", "--no-policy"]);
-  expect([again.exitCode, again.json!.result]).toEqual([0, Object.keys(where)[0] === "hv-b" ? "no-changes" : "succeeded"]);
-  await expectOnlyOn("mig-s", "hv-b");
-  expect(await marker("mig-s")).toBe("disk-survives");
-  await move("mig-s", "hv-a"); // where the following tests expect it
 });
 
 test("fault: the target pool is full: the pre-check fails and nothing changes on the source", async () => {
