@@ -40,7 +40,7 @@ beforeAll(async () => {
   ({ image, publicKey } = await ensureLab());
   before = await inventory();
   for (const h of [dev, prod]) {
-    await run("pulumi", ["stack", "rm", "--yes", "--force", "--cwd", root, "--stack", h.stack, "--non-interactive"], { timeoutMs: 60_000, okCodes: [0, 255] });
+    await run("pulumi", ["stack", "rm", "--yes", "--force", "--cwd", root, "--stack", h.stack, "--non-interactive"], { timeoutMs: 60_000, okCodes: [0, 6, 255] });
     await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
   }
 });
