@@ -7,6 +7,9 @@ import * as path from "node:path";
 import { LocalWorkspace, StackNotFoundError, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
 import { Collector, EXIT, type Result } from "./result";
 import { markdown } from "./markdown";
+import { Virsh } from "../host/virsh";
+import { preChecks } from "../providers/migration/preChecks";
+import { moveRequest, type PlacementInputs, type PlacementOutputs } from "../providers/placement/rules";
 
 const ROOT = path.join(__dirname, "..", ".."); // dist/cli/main.js -> the project
 const DEFAULT_PACK = path.join(ROOT, "policy");
@@ -17,6 +20,7 @@ interface Options {
   json?: string;
   markdown?: string;
   refresh: boolean;
+  checkHosts: boolean;
   expectNoChanges: boolean;
   policyPacks: string[];
   policyPackConfigs: string[];
@@ -40,13 +44,15 @@ commands:
   outputs   the stack's outputs as JSON (secrets shown as "[secret]")
 
 exit codes: 0 done / nothing to do, 1 error, 2 bad config or usage, 7 changes present under --expect-no-changes,
-8 cancelled, 10 a change failed and was rolled back, 11 refused by a mandatory policy
+8 cancelled, 10 a change failed and was rolled back, 11 refused by a mandatory policy, 12 a planned move would fail
+its pre-checks (plan --check-hosts)
 
 vm-infra <command> --help for a command's options`,
-  plan: `usage: vm-infra plan --stack S [--refresh] [--expect-no-changes] [--json FILE] [--markdown FILE] [policy options]
+  plan: `usage: vm-infra plan --stack S [--refresh] [--check-hosts] [--expect-no-changes] [--json FILE] [--markdown FILE] [policy options]
 
 ${COMMON}
   --refresh                 read the hosts first (the project's default: Pulumi.yaml refresh: always)
+  --check-hosts             run each planned move's pre-checks against the real hosts (read-only); exit 12 if one would fail
   --expect-no-changes       exit 7 when the plan has changes
 ${POLICY}`,
   apply: `usage: vm-infra apply --stack S [--json FILE] [--markdown FILE] [policy options]
@@ -67,10 +73,10 @@ export function parseArgs(argv: string[]): Options | { help: string } {
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") return { help: HELP.main };
   if (!["plan", "apply", "refresh", "outputs"].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}: plan, apply, refresh or outputs`);
-  const o: Options = { command: command as Options["command"], stack: "", refresh: false, expectNoChanges: false, policyPacks: [], policyPackConfigs: [] };
+  const o: Options = { command: command as Options["command"], stack: "", refresh: false, checkHosts: false, expectNoChanges: false, policyPacks: [], policyPackConfigs: [] };
   let noPolicy = false;
   const flags: Record<string, string[]> = {
-    plan: ["--stack", "--json", "--markdown", "--refresh", "--expect-no-changes", "--policy-pack", "--policy-pack-config", "--no-policy"],
+    plan: ["--stack", "--json", "--markdown", "--refresh", "--check-hosts", "--expect-no-changes", "--policy-pack", "--policy-pack-config", "--no-policy"],
     apply: ["--stack", "--json", "--markdown", "--policy-pack", "--policy-pack-config", "--no-policy"],
     refresh: ["--stack", "--json", "--markdown"],
     outputs: ["--stack"],
@@ -88,6 +94,7 @@ export function parseArgs(argv: string[]): Options | { help: string } {
     else if (a === "--json") o.json = value();
     else if (a === "--markdown") o.markdown = value();
     else if (a === "--refresh") o.refresh = true;
+    else if (a === "--check-hosts") o.checkHosts = true;
     else if (a === "--expect-no-changes") o.expectNoChanges = true;
     else if (a === "--policy-pack") o.policyPacks.push(path.resolve(value()));
     else if (a === "--policy-pack-config") o.policyPackConfigs.push(path.resolve(value()));
@@ -101,6 +108,17 @@ export function parseArgs(argv: string[]): Options | { help: string } {
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** A planned move's pre-checks (providers/migration/preChecks.ts: questions only), against the hosts of its state and its config. */
+async function preCheck(olds: Record<string, unknown>, news: Record<string, unknown>): Promise<string[]> {
+  const req = moveRequest(olds as unknown as PlacementOutputs, news as unknown as PlacementInputs);
+  try {
+    await preChecks(req, new Virsh(req.from.uri), new Virsh(req.to.uri));
+    return [];
+  } catch (e) {
+    return [e instanceof Error ? e.message : String(e)];
+  }
+}
 
 function write(o: Options, r: Result, raw: string) {
   if (o.json) writeFileSync(o.json, `${JSON.stringify(r, null, 2)}\n`);
@@ -135,6 +153,7 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
   }
   const plan = new Collector(o.command, o.stack);
   const previewed = await ended(plan, stack.preview({ ...common(plan), ...policy, refresh: o.refresh || undefined, expectNoChanges: false }));
+  if (o.checkHosts && previewed === "ok") await plan.checkHosts(preCheck);
   const pr = plan.result("plan", previewed, { expectNoChanges: o.expectNoChanges });
   if (o.command === "plan" || pr.exitCode !== EXIT.ok) {
     write(o, { ...pr, command: o.command }, raw);

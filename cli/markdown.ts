@@ -11,7 +11,7 @@ const table = (head: string[], rows: string[][]) =>
   rows.length === 0 ? [] : [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`), ""];
 
 const TITLE: Record<Result["result"], string> = {
-  "no-changes": "no changes", changes: "changes planned", succeeded: "applied", failed: "FAILED", "rolled-back": "FAILED, rolled back",
+  "no-changes": "no changes", changes: "changes planned", "would-fail": "a planned move WOULD FAIL its pre-checks", succeeded: "applied", failed: "FAILED", "rolled-back": "FAILED, rolled back",
   "policy-violation": "REFUSED by policy", cancelled: "cancelled", "usage-error": "usage error", "config-error": "config error",
 };
 
@@ -24,9 +24,10 @@ export function markdown(r: Result, raw = ""): string {
     ...table(["VM", "part", "change", "what changes", "why"], vmSteps.map((s) => [s.vm!, s.type, s.op === "replace" ? "**replace**" : s.op,
       (s.replaceKeys ?? s.changedKeys).join(", ") || "-", s.why ?? (s.op === "update" ? "in place" : "-")])));
   lines.push(...(r.migrations.length ? ["#### Planned migrations", ""] : []),
-    ...table(["VM", "mode", "from -> to", "what moves", "estimate"], r.migrations.map((m) => [m.vm, `${m.mode}, ${m.storage} storage`,
+    ...table(["VM", "mode", "from -> to", "what moves", "estimate", "pre-checks"], r.migrations.map((m) => [m.vm, `${m.mode}, ${m.storage} storage`,
       `${m.from} -> ${m.to}`, `${m.memoryMiB} MiB memory${m.diskGiBAtMost ? `, at most ${m.diskGiBAtMost} GiB disk` : ", no disk"}`,
-      `~${m.estimateSeconds} s (${m.estimateBasis})`])));
+      `~${m.estimateSeconds} s (${m.estimateBasis})`,
+      m.preChecks ? (m.preChecks.ok ? "pass" : `**would fail**: ${m.preChecks.problems.join("; ")}`) : "not run (--check-hosts)"])));
   if (r.migrationRecords?.length)
     lines.push("#### Migrations run", "", ...table(["VM", "outcome", "from -> to", "duration", "downtime", "bytes"], r.migrationRecords.map(({ vm, record: x }) =>
       [vm, String(x.outcome), `${x.from} -> ${x.to}`, `${Number(x.durationMs ?? 0) / 1000} s`, x.downtimeMs === undefined ? "-" : `${x.downtimeMs} ms`,

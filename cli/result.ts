@@ -19,9 +19,11 @@ export const EXIT = {
   rolledBack: 10,
   /** a mandatory policy refused the change (before anything ran when the preview refused it). */
   policy: 11,
+  /** plan --check-hosts: a planned move would fail its pre-checks on the real hosts. */
+  wouldFail: 12,
 } as const;
 
-export type Outcome = "no-changes" | "changes" | "succeeded" | "failed" | "rolled-back" | "policy-violation" | "cancelled" | "usage-error" | "config-error";
+export type Outcome = "no-changes" | "changes" | "would-fail" | "succeeded" | "failed" | "rolled-back" | "policy-violation" | "cancelled" | "usage-error" | "config-error";
 
 export interface Step {
   op: string;
@@ -48,6 +50,8 @@ export interface PlannedMigration {
   diskGiBAtMost: number;
   estimateSeconds: number;
   estimateBasis: string;
+  /** plan --check-hosts: the move's pre-checks, asked of the real hosts (read-only). */
+  preChecks?: { ok: boolean; problems: string[] };
 }
 
 export interface PolicyResult { pack: string; policy: string; level: "mandatory" | "advisory"; resource?: string; message: string }
@@ -121,6 +125,8 @@ export function plannedMigration(olds: Record<string, unknown>, news: Record<str
 export class Collector {
   private readonly steps = new Map<string, Step>();
   private readonly migrations = new Map<string, PlannedMigration>();
+  /** Each planned move's old outputs and new inputs, for the pre-checks of --check-hosts. */
+  private readonly moves = new Map<string, { olds: Record<string, unknown>; news: Record<string, unknown> }>();
   readonly records: { vm: string; record: Record<string, unknown> }[] = [];
   private readonly policies: PolicyResult[] = [];
   private readonly warnings: string[] = [];
@@ -132,7 +138,7 @@ export class Collector {
 
   add(e: EngineEvent): void {
     const pre = e.resourcePreEvent?.metadata;
-    if (pre && !QUIET_OPS.has(pre.op) && !ENGINE_TYPES.test(pre.type)) this.step(pre.op, pre.urn, pre.type, pre.old?.inputs, pre.new?.inputs, pre.keys);
+    if (pre && !QUIET_OPS.has(pre.op) && !ENGINE_TYPES.test(pre.type)) this.step(pre.op, pre.urn, pre.type, pre.old?.inputs, pre.new?.inputs, pre.keys, pre.old?.outputs);
     const failed = e.resOpFailedEvent?.metadata;
     if (failed) this.failed = { op: failed.op, type: shortType(failed.type), name: nameOf(failed.urn) };
     const d = e.diagnosticEvent;
@@ -147,7 +153,8 @@ export class Collector {
     if (e.summaryEvent) this.summary = { ...e.summaryEvent.resourceChanges } as Record<string, number>;
   }
 
-  private step(op: OpType, urn: string, type: string, olds?: Record<string, unknown>, news?: Record<string, unknown>, keys?: string[]) {
+  private step(op: OpType, urn: string, type: string, olds?: Record<string, unknown>, news?: Record<string, unknown>, keys?: string[],
+    oldOutputs?: Record<string, unknown>) {
     const t = shortType(type);
     const name = nameOf(urn);
     const vm = vmOf(name, t);
@@ -165,8 +172,18 @@ export class Collector {
       const m = plannedMigration(olds, news);
       if (m) {
         this.migrations.set(m.vm, m);
+        if (oldOutputs) this.moves.set(m.vm, { olds: oldOutputs, news });
         this.steps.set(key, { ...this.steps.get(key)!, why: `migrates ${m.from} -> ${m.to} (${m.mode}), no replacement` });
       }
+    }
+  }
+
+  /** --check-hosts: asks `check` (the migration pre-checks, read-only) about every planned move; its problems, if any. */
+  async checkHosts(check: (olds: Record<string, unknown>, news: Record<string, unknown>) => Promise<string[]>): Promise<void> {
+    for (const [vm, m] of this.migrations) {
+      const mv = this.moves.get(vm);
+      const problems = mv ? await check(mv.olds, mv.news) : ["the state has no record of where it runs: run pulumi refresh"];
+      m.preChecks = { ok: problems.length === 0, problems };
     }
   }
 
@@ -211,6 +228,7 @@ export class Collector {
       if (kind === "apply" && this.records.some((r) => r.record.outcome === "rolled back")) return { result: "rolled-back", exitCode: EXIT.rolledBack };
       return { result: "failed", exitCode: EXIT.error };
     }
+    if ([...this.migrations.values()].some((m) => m.preChecks && !m.preChecks.ok)) return { result: "would-fail", exitCode: EXIT.wouldFail };
     const changes = this.steps.size > 0;
     if (kind === "plan") return changes && expectNoChanges ? { result: "changes", exitCode: EXIT.changesPresent } : { result: changes ? "changes" : "no-changes", exitCode: EXIT.ok };
     return { result: kind === "apply" && !changes ? "no-changes" : "succeeded", exitCode: EXIT.ok };

@@ -266,7 +266,18 @@ test("fault: a failing health check moves the VM back, and the state still says 
   await up(h, ["--expect-no-changes"]);
 });
 
-test("fault: the target pool is full: the pre-check fails and nothing changes on the source", async () => {
+test("fault: the target pool is full: vm-infra plan --check-hosts says so (exit 12, nothing changed); the move's pre-check fails and nothing changes on the source", async () => {
+  place["mig-l"] = { host: "hv-b-small" };
+  await configure();
+  const inv = await inventory();
+  const plan = await vmInfra(h, ["plan", "--no-policy", "--check-hosts"]);
+  expect([plan.exitCode, plan.json!.result]).toEqual([12, "would-fail"]);
+  const pc = plan.json!.migrations.find((m) => m.vm === "mig-l")!.preChecks!;
+  expect(pc.ok).toBe(false);
+  expect(pc.problems.join("\n")).toMatch(/room: pool small on hv-b-small has [\d.]+ MiB available, the copy needs/);
+  expect(plan.md).toMatch(/\| mig-l \| live, local storage \| hv-a -> hv-b-small \| .* \| \*\*would fail\*\*: .*room: pool small on hv-b-small/);
+  expect(await inventory()).toEqual(inv); // asked, nothing changed
+  place["mig-l"] = { host: "hv-a" };
   const out = await failingMove("mig-l", "hv-b-small");
   expect(out).toMatch(/failed at pre-check: .*room: pool small on hv-b-small has [\d.]+ MiB available, the copy needs/);
   await expectOnlyOn("mig-l", "hv-a");

@@ -110,3 +110,14 @@ test("an operation refused by the stack lock says who holds it, never the backen
   d.failedBeforeEngine("code: 255\nstderr: error: could not open postgres://vmi:s3cret@db:5432/pulumi: connection refused");
   expect(d.result("plan", "failed").errors).toEqual(["error: could not open postgres://vmi:***@db:5432/pulumi: connection refused"]);
 });
+
+test("--check-hosts: each planned move's pre-checks; one that would fail makes the plan exit 12 and says why", async () => {
+  const c = new Collector("plan", "ci");
+  c.add(pre("update", `${T}Placement`, "web-1-placement", placement({}), placement({ hostName: "hv-b" })));
+  const asked: unknown[] = [];
+  await c.checkHosts(async (olds, news) => { asked.push([olds, news.hostName]); return ["room: pool default on hv-b has 10 MiB available"]; });
+  expect(asked).toEqual([[{}, "hv-b"]]); // the old outputs (none in this event) and the new inputs
+  const r = c.result("plan", "ok");
+  expect([r.result, r.exitCode, r.migrations[0].preChecks]).toEqual(["would-fail", EXIT.wouldFail, { ok: false, problems: ["room: pool default on hv-b has 10 MiB available"] }]);
+  expect(markdown(r)).toContain("| **would fail**: room: pool default on hv-b has 10 MiB available |");
+});
