@@ -129,6 +129,26 @@ function write(o: Options, r: Result, raw: string) {
 const masked = (outs: Record<string, { value: unknown; secret: boolean }>) =>
   Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
 
+/**
+ * The stack outputs with each VM's host taken from its placement in the state. Pulumi writes stack outputs only when
+ * an update completes: after a failed or cancelled one they still name the host of the last completed update, while
+ * the placement's state (written by the provider, even for a failed move) says where the VM runs now.
+ */
+async function outputsOf(stack: Stack, warn: (s: string) => void): Promise<Record<string, unknown>> {
+  const outs = masked(await stack.outputs());
+  const vms = outs.vms as Record<string, Record<string, unknown>> | undefined;
+  const resources = (await stack.exportStack()).deployment?.resources ?? [];
+  for (const r of resources as { type: string; outputs?: Record<string, unknown> }[]) {
+    const name = r.outputs?.name as string | undefined;
+    const host = r.outputs?.hostName as string | undefined;
+    if (!r.type.endsWith("vm-infra:Placement") || !name || !host || !vms?.[name] || vms[name].host === host) continue;
+    warn(`vm ${name}: the stack outputs say ${String(vms[name].host)} (written by the last update that completed); the state says ${host}, ` +
+      "which this result reports; the next apply that completes writes the outputs again");
+    vms[name] = { ...vms[name], host };
+  }
+  return outs;
+}
+
 async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<number> {
   let raw = "";
   // the engine's progress goes to stdout as plain lines (no TTY needed); vm-infra's own lines and errors to stderr
@@ -161,7 +181,7 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
   }
   const apply = new Collector("apply", o.stack);
   const how = await ended(apply, stack.up({ ...common(apply), ...policy }));
-  const outputs = await stack.outputs().then(masked).catch(() => undefined);
+  const outputs = await outputsOf(stack, (w) => apply.warn(w)).catch(() => undefined);
   await stack.exportStack().then((d) => apply.recordsFrom(d.deployment?.resources ?? [])).catch(() => undefined);
   const r = apply.result("apply", how, { outputs });
   write(o, { ...r, migrations: pr.migrations }, raw);
@@ -189,7 +209,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.error;
   }
   if (o.command === "outputs") {
-    process.stdout.write(`${JSON.stringify(masked(await stack.outputs()), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(await outputsOf(stack, (w) => log(`warning: ${w}`)), null, 2)}\n`);
     return EXIT.ok;
   }
   const abort = new AbortController();

@@ -178,6 +178,10 @@ export class Collector {
     }
   }
 
+  warn(text: string): void {
+    this.warnings.push(text);
+  }
+
   /** --check-hosts: asks `check` (the migration pre-checks, read-only) about every planned move; its problems, if any. */
   async checkHosts(check: (olds: Record<string, unknown>, news: Record<string, unknown>) => Promise<string[]>): Promise<void> {
     for (const [vm, m] of this.migrations) {

@@ -224,7 +224,10 @@ test("paused, shared storage: mig-s hv-b -> hv-a is suspended, moved, resumed; a
   expect([r.exitCode, r.json!.result]).toEqual([8, "cancelled"]);
   const where = await whereIs("mig-s");
   expect(Object.values(where)).toEqual(["running"]);
-  expect((await vmsOf())["mig-s"].host).toBe(Object.keys(where)[0]); // the state says where it runs
+  // the state says where it runs (the stack outputs are written only by an update that completes: vm-infra reports the state's)
+  expect((await stateOutputs(h, "mig-s-placement")).hostName).toBe(Object.keys(where)[0]);
+  expect((r.json!.outputs!.vms as Record<string, { host: string }>)["mig-s"].host).toBe(Object.keys(where)[0]);
+  expect(JSON.parse((await vmInfra(h, ["outputs"])).stdout).vms["mig-s"].host).toBe(Object.keys(where)[0]);
   const again = await vmInfra(h, ["apply", "--no-policy"]); // no pulumi cancel first
   expect([again.exitCode, again.json!.result]).toEqual([0, Object.keys(where)[0] === "hv-a" ? "no-changes" : "succeeded"]);
   await expectOnlyOn("mig-s", "hv-a");
