@@ -100,7 +100,7 @@ export async function vmInfra(h: StackHandle, args: string[], opts: { env?: Reco
   const files = args[0] === "outputs" ? [] : ["--json", json, ...(args[0] === "refresh" ? [] : ["--markdown", md])];
   const bin = path.join(h.dir, "bin", "vm-infra");
   const argv = [...args, ...files, "--stack", h.stack];
-  const o = { timeoutMs: LONG, okCodes: [0, 1, 2, 7, 8, 10, 11], ...opts };
+  const o = { timeoutMs: LONG, okCodes: [0, 1, 2, 7, 8, 10, 11, 12], ...opts };
   const r = h.netns ? await run("ip", ["netns", "exec", h.netns, bin, ...argv], o) : await run(bin, argv, o);
   const read = (f: string) => (existsSync(f) ? readFileSync(f, "utf8") : undefined);
   const j = read(json);
