@@ -110,10 +110,10 @@ export function parseArgs(argv: string[]): Options | { help: string } {
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** A planned move's pre-checks (providers/migration/preChecks.ts: questions only), against the hosts of its state and its config. */
-async function preCheck(olds: Record<string, unknown>, news: Record<string, unknown>): Promise<string[]> {
+async function preCheck(olds: Record<string, unknown>, news: Record<string, unknown>, baseUploadedFirst: boolean): Promise<string[]> {
   const req = moveRequest(olds as unknown as PlacementOutputs, news as unknown as PlacementInputs);
   try {
-    await preChecks(req, new Virsh(req.from.uri), new Virsh(req.to.uri));
+    await preChecks(req, new Virsh(req.from.uri), new Virsh(req.to.uri), baseUploadedFirst);
     return [];
   } catch (e) {
     return [e instanceof Error ? e.message : String(e)];

@@ -183,10 +183,12 @@ export class Collector {
   }
 
   /** --check-hosts: asks `check` (the migration pre-checks, read-only) about every planned move; its problems, if any. */
-  async checkHosts(check: (olds: Record<string, unknown>, news: Record<string, unknown>) => Promise<string[]>): Promise<void> {
+  async checkHosts(check: (olds: Record<string, unknown>, news: Record<string, unknown>, baseUploadedFirst: boolean) => Promise<string[]>): Promise<void> {
     for (const [vm, m] of this.migrations) {
       const mv = this.moves.get(vm);
-      const problems = mv ? await check(mv.olds, mv.news) : ["the state has no record of where it runs: run pulumi refresh"];
+      // the same update uploads the base image to the target's pool first (components/BaseImage, one per host pool)
+      const upload = [...this.steps.values()].some((s) => s.op === "create" && s.type === "BaseImageVolume" && s.name === `base-${m.to}-volume`);
+      const problems = mv ? await check(mv.olds, mv.news, upload) : ["the state has no record of where it runs: run pulumi refresh"];
       m.preChecks = { ok: problems.length === 0, problems };
     }
   }

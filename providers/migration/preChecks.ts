@@ -12,8 +12,12 @@ export async function volBytes(v: Virsh, pool: string, vol: string, key: "Capaci
   return Number((kv[key] ?? "0").split(" ")[0]);
 }
 
-/** Everything that can be known before anything moves. Throws StepError("pre-check") with all problems found. */
-export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ sourceState: string }> {
+/**
+ * Everything that can be known before anything moves. Throws StepError("pre-check") with all problems found.
+ * `baseUploadedFirst`: asked at plan time (vm-infra plan --check-hosts) for an update that uploads the base image to
+ * the target's pool before the move: its absence is then expected, and its size counts against the pool's room.
+ */
+export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploadedFirst = false): Promise<{ sourceState: string }> {
   const problems: string[] = [];
   try {
     await T.exec(["uri"], 15_000);
@@ -62,14 +66,19 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh): Promise<{ s
       }
     }
   } else {
-    if (!(await T.volumeExists(r.to.pool, r.baseVolume))) problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
+    let base = 0;
+    if (!(await T.volumeExists(r.to.pool, r.baseVolume))) {
+      if (baseUploadedFirst) base = await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
+      else problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
+    }
     for (const vol of [r.overlayVolume, r.isoVolume])
       if (await T.volumeExists(r.to.pool, vol)) problems.push(`volume ${vol} already exists in pool ${r.to.pool} on ${r.to.hostName} (left from an earlier move? delete it first)`);
-    const need = (await volBytes(S, r.from.pool, r.overlayVolume, "Allocation")) + (await volBytes(S, r.from.pool, r.isoVolume, "Capacity"));
+    const need = base + (await volBytes(S, r.from.pool, r.overlayVolume, "Allocation")) + (await volBytes(S, r.from.pool, r.isoVolume, "Capacity"));
     const { state, availableBytes: avail } = await T.poolInfo(r.to.pool);
     if ((state ?? "running") !== "running") problems.push(`pool ${r.to.pool} on ${r.to.hostName} is ${state}`);
     const margin = 64 * 1024 ** 2;
-    if (avail < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available, the copy needs ${mib(need + margin)}`);
+    if (avail < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available, the copy needs ${mib(need + margin)}` +
+      (base ? ` (with the base image this update uploads there first, ${mib(base)})` : ""));
   }
   if (problems.length) throw new StepError("pre-check", problems.join("; "));
   return { sourceState };

@@ -115,8 +115,10 @@ test("--check-hosts: each planned move's pre-checks; one that would fail makes t
   const c = new Collector("plan", "ci");
   c.add(pre("update", `${T}Placement`, "web-1-placement", placement({}), placement({ hostName: "hv-b" })));
   const asked: unknown[] = [];
-  await c.checkHosts(async (olds, news) => { asked.push([olds, news.hostName]); return ["room: pool default on hv-b has 10 MiB available"]; });
-  expect(asked).toEqual([[{}, "hv-b"]]); // the old outputs (none in this event) and the new inputs
+  c.add(pre("create", `${T}BaseImageVolume`, "base-hv-b-volume", undefined, {}));
+  await c.checkHosts(async (olds, news, upload) => { asked.push([olds, news.hostName, upload]); return ["room: pool default on hv-b has 10 MiB available"]; });
+  // the old outputs (none in this event), the new inputs, and: this update uploads the base image to hv-b first
+  expect(asked).toEqual([[{}, "hv-b", true]]);
   const r = c.result("plan", "ok");
   expect([r.result, r.exitCode, r.migrations[0].preChecks]).toEqual(["would-fail", EXIT.wouldFail, { ok: false, problems: ["room: pool default on hv-b has 10 MiB available"] }]);
   expect(markdown(r)).toContain("| **would fail**: room: pool default on hv-b has 10 MiB available |");
