@@ -1,11 +1,11 @@
 // `vm-infra`: the entry point a pipeline calls (plan on a pull request, apply on merge), on Pulumi's Automation API
-// over this project. No prompts, no TTY: progress goes to stderr as plain lines, the result to --json / --markdown
-// files, and the exit code says what happened (cli/result.ts EXIT). SIGTERM or SIGINT asks the engine to stop: an
+// over this project. No prompts, no TTY: the engine's progress goes to stdout as plain lines, vm-infra's verdict to
+// stderr, the result to --json / --markdown files, and the exit code says what happened (cli/result.ts EXIT). SIGTERM or SIGINT asks the engine to stop: an
 // operation in flight (a migration) completes or rolls back first, the stack lock is released, and the exit code is 8.
 import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { LocalWorkspace, StackNotFoundError, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
-import { Collector, EXIT, type Result } from "./result";
+import { Collector, EXIT, shortType, type Result } from "./result";
 import { markdown } from "./markdown";
 import { Virsh } from "../host/virsh";
 import { preChecks } from "../providers/migration/preChecks";
@@ -134,14 +134,16 @@ const masked = (outs: Record<string, { value: unknown; secret: boolean }>) =>
  * an update completes: after a failed or cancelled one they still name the host of the last completed update, while
  * the placement's state (written by the provider, even for a failed move) says where the VM runs now.
  */
-async function outputsOf(stack: Stack, warn: (s: string) => void): Promise<Record<string, unknown>> {
+type StateResource = { type: string; outputs?: Record<string, unknown> };
+const stateResources = async (stack: Stack): Promise<StateResource[]> => (await stack.exportStack()).deployment?.resources ?? [];
+
+async function outputsOf(stack: Stack, resources: StateResource[], warn: (s: string) => void): Promise<Record<string, unknown>> {
   const outs = masked(await stack.outputs());
   const vms = outs.vms as Record<string, Record<string, unknown>> | undefined;
-  const resources = (await stack.exportStack()).deployment?.resources ?? [];
-  for (const r of resources as { type: string; outputs?: Record<string, unknown> }[]) {
+  for (const r of resources) {
     const name = r.outputs?.name as string | undefined;
     const host = r.outputs?.hostName as string | undefined;
-    if (!r.type.endsWith("vm-infra:Placement") || !name || !host || !vms?.[name] || vms[name].host === host) continue;
+    if (shortType(r.type) !== "Placement" || !name || !host || !vms?.[name] || vms[name].host === host) continue;
     warn(`vm ${name}: the stack outputs say ${String(vms[name].host)} (written by the last update that completed); the state says ${host}, ` +
       "which this result reports; the next apply that completes writes the outputs again");
     vms[name] = { ...vms[name], host };
@@ -181,8 +183,10 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
   }
   const apply = new Collector("apply", o.stack);
   const how = await ended(apply, stack.up({ ...common(apply), ...policy }));
-  const outputs = await outputsOf(stack, (w) => apply.warn(w)).catch(() => undefined);
-  await stack.exportStack().then((d) => apply.recordsFrom(d.deployment?.resources ?? [])).catch(() => undefined);
+  // one export of the state after the update: where each VM runs, and the moves this apply ran
+  const resources = await stateResources(stack).catch(() => undefined);
+  const outputs = resources && await outputsOf(stack, resources, (w) => apply.warn(w)).catch(() => undefined);
+  if (resources) apply.recordsFrom(resources);
   const r = apply.result("apply", how, { outputs });
   write(o, { ...r, migrations: pr.migrations }, raw);
   return r.exitCode;
@@ -209,7 +213,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.error;
   }
   if (o.command === "outputs") {
-    process.stdout.write(`${JSON.stringify(await outputsOf(stack, (w) => log(`warning: ${w}`)), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(await outputsOf(stack, await stateResources(stack), (w) => log(`warning: ${w}`)), null, 2)}\n`);
     return EXIT.ok;
   }
   const abort = new AbortController();

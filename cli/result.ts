@@ -159,21 +159,20 @@ export class Collector {
     const name = nameOf(urn);
     const vm = vmOf(name, t);
     const replace = op === "replace" || op === "create-replacement" || op === "delete-replaced";
-    const key = `${urn}`;
-    const prev = this.steps.get(key);
+    const prev = this.steps.get(urn);
     if (prev && !replace) return;
     const s: Step = { op: replace ? "replace" : op, type: t, name, ...(vm ? { vm } : {}), changedKeys: op === "update" || replace ? changedKeys(olds, news) : [] };
     if (replace && keys?.length) {
       s.replaceKeys = [...keys].sort();
       s.why = s.replaceKeys.map((k) => REPLACE_WHY[k] ?? `${k} changes`).join("; ");
     }
-    if (!prev || (replace && !prev.replaceKeys)) this.steps.set(key, { ...prev, ...s });
+    if (!prev || (replace && !prev.replaceKeys)) this.steps.set(urn, { ...prev, ...s });
     if (t === "Placement" && op === "update" && olds && news) {
       const m = plannedMigration(olds, news);
       if (m) {
         this.migrations.set(m.vm, m);
         if (oldOutputs) this.moves.set(m.vm, { olds: oldOutputs, news });
-        this.steps.set(key, { ...this.steps.get(key)!, why: `migrates ${m.from} -> ${m.to} (${m.mode}), no replacement` });
+        this.steps.set(urn, { ...this.steps.get(urn)!, why: `migrates ${m.from} -> ${m.to} (${m.mode}), no replacement` });
       }
     }
   }

@@ -1,5 +1,5 @@
 // vm-infra's CrossGuard policy pack: `pulumi preview --policy-pack policy` (and up). The pack directory is policy/
-// (PulumiPolicy.yaml, package.json whose main is this file compiled); the rules are policy/rules.ts. Each policy's
+// (PulumiPolicy.yaml, package.json, index.js which loads this file compiled); the rules are policy/rules.ts. Each policy's
 // enforcement level and settings can be changed with `--policy-pack-config FILE` (README: Policies).
 import { PolicyPack, type PolicyConfigSchema, type ReportViolation, type ResourceValidationArgs, type StackValidationArgs } from "@pulumi/policy";
 import {
