@@ -18,5 +18,7 @@ export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$root/.pulumi-state/backe
 # The lab's stacks hold no production secrets; real users set their own passphrase (or a secrets provider).
 export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE-vm-infra-lab}
 export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=false
-mkdir -p "$PULUMI_HOME" "${PULUMI_BACKEND_URL#file://}"
+mkdir -p "$PULUMI_HOME"
+# only a file backend is a directory (a postgres:// URL carries a password: never a path on disk)
+case $PULUMI_BACKEND_URL in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
 exec "$@"

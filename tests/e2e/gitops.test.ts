@@ -4,6 +4,7 @@
 // time refused by the lock without changing anything, no-change, in-place update and replacement plans, refresh, and
 // destroy on that backend. Moves through the CLI (plan JSON, apply records, a rolled-back failure, SIGTERM) are in
 // migration.test.ts, where VMs are already moving.
+import { readdirSync } from "node:fs";
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { ensureLab, writeLabStack } from "../../lab/stack";
@@ -98,6 +99,8 @@ test("refresh and outputs on the PostgreSQL backend; destroy leaves nothing on a
   expect(JSON.parse(o.stdout).vms["ops-a"].host).toBe("hv-a");
   await pulumi(h, ["destroy", "--yes", "--skip-preview"]);
   expect(await inventory()).toEqual(before);
+  // the backend URL (with its password) never became a path: scripts/with-env.sh once made it a directory here
+  expect(readdirSync(root).filter((f) => f.startsWith("postgres") || f.includes(pg.url.split("@")[0].split(":").pop()!))).toEqual([]);
 });
 
 test("bad usage exits 2 with the reason", async () => {
