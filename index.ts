@@ -2,7 +2,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
-import { parseSpec, SpecError } from "./config/spec";
+import { LIMIT_DEFAULTS, parseSpec, SpecError } from "./config/spec";
+import { waves } from "./config/fleet";
 import { resolve } from "./config/resolve";
 import { validatePublicKey } from "./host/ssh";
 import { localImageFormat } from "./host/qemuImg";
@@ -31,6 +32,7 @@ async function program() {
     image: cfg.getObject("image"),
     vms: rawVms,
     readiness: cfg.getObject("readiness"),
+    migrationLimits: cfg.getObject("migrationLimits"),
   });
   const problems: string[] = [];
   for (const vm of spec.vms)
@@ -60,7 +62,13 @@ async function program() {
   // one base image per host pool a VM uses (config/resolve.ts decides which, and which host uploads it)
   const images: Record<string, BaseImage> = {};
   const vms: Record<string, pulumi.Output<unknown>> = {};
-  for (const r of resolve(spec)) {
+  const built: Record<string, Vm> = {};
+  // only limits that differ from the defaults reach the placements (stacks made before them see no change)
+  const limits = JSON.stringify(spec.limits) === JSON.stringify(LIMIT_DEFAULTS) ? undefined : spec.limits;
+  const resolved = new Map(resolve(spec).map((r) => [r.vm.name, r]));
+  // each VM after the VMs it waits for (migration.after): its placement depends on theirs, ready and provisioned
+  for (const { vm } of waves(spec.vms)) {
+    const r = resolved.get(vm.name)!;
     images[r.image.key] ??= new BaseImage(`base-${r.image.key}`, { host: r.image.host, image: spec.image });
     const pv = r.vm.provision;
     const c = new Vm(r.vm.name, {
@@ -68,7 +76,10 @@ async function program() {
       isoDir: path.join(root, ".vm-infra", "iso", pulumi.getStack()), // one directory per stack
       provision: pv && { ...playbooks[r.vm.name], vars: pv.vars, tags: pv.tags, timeoutSeconds: pv.timeoutSeconds,
         secretVars: secretVars.apply((s) => s?.[r.vm.name] ?? {}) },
+      after: (vm.migration.after ?? []).map((d) => built[d]),
+      limits,
     });
+    built[vm.name] = c;
     vms[r.vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
       lastMigration: c.lastMigration, ...(pv ? { provisioned: c.provisioned } : {}) });
   }

@@ -182,13 +182,15 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
     return pr.exitCode;
   }
   const apply = new Collector("apply", o.stack);
-  const how = await ended(apply, stack.up({ ...common(apply), ...policy }));
+  // failure isolation: a failed change stops only what depends on it (migration.after waits, a VM's own parts);
+  // the other moves of the update complete and are recorded
+  const how = await ended(apply, stack.up({ ...common(apply), ...policy, continueOnError: true }));
   // one export of the state after the update: where each VM runs, and the moves this apply ran
   const resources = await stateResources(stack).catch(() => undefined);
   const outputs = resources && await outputsOf(stack, resources, (w) => apply.warn(w)).catch(() => undefined);
   if (resources) apply.recordsFrom(resources);
-  const r = apply.result("apply", how, { outputs });
-  write(o, { ...r, migrations: pr.migrations }, raw);
+  const r = apply.result("apply", how, { outputs, planned: pr.migrations });
+  write(o, r, raw);
   return r.exitCode;
 }
 

@@ -24,10 +24,13 @@ export function markdown(r: Result, raw = ""): string {
     ...table(["VM", "part", "change", "what changes", "why"], vmSteps.map((s) => [s.vm!, s.type, s.op === "replace" ? "**replace**" : s.op,
       (s.replaceKeys ?? s.changedKeys).join(", ") || "-", s.why ?? (s.op === "update" ? "in place" : "-")])));
   lines.push(...(r.migrations.length ? ["#### Planned migrations", ""] : []),
-    ...table(["VM", "mode", "from -> to", "what moves", "estimate", "pre-checks"], r.migrations.map((m) => [m.vm, `${m.mode}, ${m.storage} storage`,
-      `${m.from} -> ${m.to}`, `${m.memoryMiB} MiB memory${m.diskGiBAtMost ? `, at most ${m.diskGiBAtMost} GiB disk` : ", no disk"}`,
+    ...table(["VM", "mode", "from -> to", "what moves", "estimate", "pre-checks", "wave"], r.migrations.map((m) => [m.vm, `${m.mode}, ${m.storage} storage`,
+      `${m.from} -> ${m.to}${m.drainedFrom ? ` (drain of ${m.drainedFrom})` : ""}`, `${m.memoryMiB} MiB memory${m.diskGiBAtMost ? `, at most ${m.diskGiBAtMost} GiB disk` : ", no disk"}`,
       `~${m.estimateSeconds} s (${m.estimateBasis})`,
-      m.preChecks ? (m.preChecks.ok ? "pass" : `**would fail**: ${m.preChecks.problems.join("; ")}`) : "not run (--check-hosts)"])));
+      m.preChecks ? (m.preChecks.ok ? "pass" : `**would fail**: ${m.preChecks.problems.join("; ")}`) : "not run (--check-hosts)",
+      `${m.wave}${m.after?.length ? ` (after ${m.after.join(", ")})` : ""}`])));
+  const notStarted = (r.moves ?? []).filter((m) => m.outcome === "not started");
+  if (notStarted.length) lines.push("#### Moves not started", "", ...table(["VM", "from -> to", "why"], notStarted.map((m) => [m.vm, `${m.from} -> ${m.to}`, m.reason ?? "-"])));
   if (r.migrationRecords?.length)
     lines.push("#### Migrations run", "", ...table(["VM", "outcome", "from -> to", "duration", "downtime", "bytes"], r.migrationRecords.map(({ vm, record: x }) =>
       [vm, String(x.outcome), `${x.from} -> ${x.to}`, `${Number(x.durationMs ?? 0) / 1000} s`, x.downtimeMs === undefined ? "-" : `${x.downtimeMs} ms`,
@@ -35,7 +38,7 @@ export function markdown(r: Result, raw = ""): string {
   lines.push(...(r.policies.length ? ["#### Policies", ""] : []),
     ...table(["level", "policy", "resource", "message"], r.policies.map((p) => [p.level, p.policy, p.resource ?? "stack", p.message])));
   if (r.errors.length) lines.push("#### Errors", "", ...r.errors.map((e) => `- ${cell(e)}`), "");
-  if (r.failedStep) lines.push(`Failed step: ${r.failedStep.op} ${r.failedStep.type} \`${r.failedStep.name}\``, "");
+  for (const f of r.failedSteps ?? (r.failedStep ? [r.failedStep] : [])) lines.push(`Failed step: ${f.op} ${f.type} \`${f.name}\``, "");
   const head = `${lines.join("\n")}\n`;
   const open = "<details><summary>engine output</summary>\n\n```\n";
   const close = "\n```\n</details>\n";

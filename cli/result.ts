@@ -52,6 +52,22 @@ export interface PlannedMigration {
   estimateBasis: string;
   /** plan --check-hosts: the move's pre-checks, asked of the real hosts (read-only). */
   preChecks?: { ok: boolean; problems: string[] };
+  /** Its wave in this update: 1, or one more than the latest planned move it waits for (migration.after). */
+  wave: number;
+  /** The VMs it waits for (migration.after), when it has any. */
+  after?: string[];
+  /** The draining host that causes the move, when a drain does. */
+  drainedFrom?: string;
+}
+
+/** apply: what became of each planned move. */
+export interface MoveOutcome {
+  vm: string;
+  from: string;
+  to: string;
+  /** The move's record outcome, or "not started" (reason says why). */
+  outcome: "moved" | "rolled back" | "kept on target" | "unknown" | "not started";
+  reason?: string;
 }
 
 export interface PolicyResult { pack: string; policy: string; level: "mandatory" | "advisory"; resource?: string; message: string }
@@ -74,8 +90,12 @@ export interface Result {
   outputs?: Record<string, unknown>;
   /** apply: the record of every move that ran (downtime, bytes, health report, rollback steps). */
   migrationRecords?: { vm: string; record: Record<string, unknown> }[];
-  /** apply, on failure: the step that failed. */
+  /** apply: each planned move, moved, rolled back or not started (and why). */
+  moves?: MoveOutcome[];
+  /** apply, on failure: the step that failed (the first, when several did). */
   failedStep?: { op: string; type: string; name: string };
+  /** apply: every step that failed, when more than one did (the others went on: failure isolation). */
+  failedSteps?: { op: string; type: string; name: string }[];
 }
 
 /** What the rest of the world calls a link with no cap: 1 GbE's payload rate, about 110 MiB/s. */
@@ -108,7 +128,7 @@ export function plannedMigration(olds: Record<string, unknown>, news: Record<str
   const from = olds.hostName as string | undefined;
   const to = news.hostName as string | undefined;
   if (from === undefined || to === undefined || from === to) return undefined;
-  const m = (news.migration ?? {}) as { mode?: string; bandwidthMiBs?: number };
+  const m = (news.migration ?? {}) as { mode?: string; bandwidthMiBs?: number; after?: string[] };
   const storage = String(news.storage ?? "local");
   const memoryMiB = Number(news.memoryMiB ?? 0);
   const diskGiBAtMost = storage === "local" ? Number(news.diskGiB ?? 0) : 0;
@@ -118,7 +138,56 @@ export function plannedMigration(olds: Record<string, unknown>, news: Record<str
     vm: String(news.name), from, to, mode: m.mode ?? "live", storage, memoryMiB, diskGiBAtMost,
     estimateSeconds: Math.ceil((memoryMiB + diskGiBAtMost * 1024) / rate),
     estimateBasis: `${memoryMiB} MiB memory${diskGiBAtMost ? ` + at most ${diskGiBAtMost} GiB disk` : ""} at ${basis}; a guest that dirties memory fast takes longer`,
+    wave: 1, ...(m.after?.length ? { after: [...m.after] } : {}), ...(typeof news.drainedFrom === "string" ? { drainedFrom: news.drainedFrom } : {}),
   };
+}
+
+/** Each move's wave among the moves of one update: a move waits only for the planned moves it names in `after`. */
+export function withWaves(ms: PlannedMigration[]): PlannedMigration[] {
+  const by = new Map(ms.map((m) => [m.vm, m]));
+  const wave = new Map<string, number>();
+  const of = (m: PlannedMigration, seen: Set<string>): number => {
+    if (wave.has(m.vm)) return wave.get(m.vm)!;
+    if (seen.has(m.vm)) return 1; // config refuses cycles; never loop
+    seen.add(m.vm);
+    const w = 1 + Math.max(0, ...(m.after ?? []).map((d) => by.get(d)).filter((d) => d !== undefined).map((d) => of(d!, seen)));
+    wave.set(m.vm, w);
+    return w;
+  };
+  return ms.map((m) => ({ ...m, wave: of(m, new Set()) }));
+}
+
+/**
+ * What became of each planned move after an apply: its record's outcome, or why it never started: a VM it waits for
+ * did not move, the run was cancelled, or the update stopped at another failure.
+ */
+export function moveOutcomes(planned: PlannedMigration[], records: { vm: string; record: Record<string, unknown> }[], failedVms: string[],
+  ended: "ok" | "failed" | "cancelled"): MoveOutcome[] {
+  const rec = new Map(records.map((r) => [r.vm, r.record]));
+  const out = new Map<string, MoveOutcome>();
+  const by = new Map(planned.map((m) => [m.vm, m]));
+  const of = (m: PlannedMigration, seen: Set<string>): MoveOutcome => {
+    if (out.has(m.vm)) return out.get(m.vm)!;
+    const base = { vm: m.vm, from: m.from, to: m.to };
+    const r = rec.get(m.vm);
+    let o: MoveOutcome;
+    if (r && typeof r.outcome === "string") o = { ...base, outcome: r.outcome as MoveOutcome["outcome"] };
+    else {
+      seen.add(m.vm);
+      const dep = (m.after ?? []).find((d) => {
+        const dm = by.get(d);
+        if (failedVms.includes(d)) return true;
+        return dm !== undefined && !seen.has(d) && of(dm, seen).outcome !== "moved";
+      });
+      const failed = failedVms.filter((v) => v !== m.vm);
+      o = { ...base, outcome: "not started", reason: dep ? `not started: ${dep} failed` : ended === "cancelled" ? "not started: the apply was cancelled"
+        : failedVms.includes(m.vm) ? "not started: its update failed before the move (see errors)"
+        : failed.length ? `not started: the update stopped after ${failed.join(", ")} failed` : "not started" };
+    }
+    out.set(m.vm, o);
+    return o;
+  };
+  return planned.map((m) => of(m, new Set()));
 }
 
 /** Collects the events of one operation into a Result. */
@@ -132,7 +201,7 @@ export class Collector {
   private readonly warnings: string[] = [];
   private readonly errors: string[] = [];
   private summary: Record<string, number> = {};
-  private failed?: { op: string; type: string; name: string };
+  private readonly failures: { op: string; type: string; name: string }[] = [];
 
   constructor(private readonly command: string, private readonly stack: string, private readonly started = new Date()) {}
 
@@ -140,7 +209,7 @@ export class Collector {
     const pre = e.resourcePreEvent?.metadata;
     if (pre && !QUIET_OPS.has(pre.op) && !ENGINE_TYPES.test(pre.type)) this.step(pre.op, pre.urn, pre.type, pre.old?.inputs, pre.new?.inputs, pre.keys, pre.old?.outputs);
     const failed = e.resOpFailedEvent?.metadata;
-    if (failed) this.failed = { op: failed.op, type: shortType(failed.type), name: nameOf(failed.urn) };
+    if (failed) this.failures.push({ op: failed.op, type: shortType(failed.type), name: nameOf(failed.urn) });
     const d = e.diagnosticEvent;
     if (d && (d.severity === "warning" || d.severity === "error")) {
       const text = d.message.trim();
@@ -239,15 +308,25 @@ export class Collector {
     return { result: kind === "apply" && !changes ? "no-changes" : "succeeded", exitCode: EXIT.ok };
   }
 
-  result(kind: "plan" | "apply" | "refresh", ended: "ok" | "failed" | "cancelled", extra: { expectNoChanges?: boolean; outputs?: Record<string, unknown>; now?: Date } = {}): Result {
+  /**
+   * The result. An apply is given its plan's migrations (the engine's events during an update carry the same steps,
+   * but the plan is what was reviewed): each gets its outcome.
+   */
+  result(kind: "plan" | "apply" | "refresh", ended: "ok" | "failed" | "cancelled",
+    extra: { expectNoChanges?: boolean; outputs?: Record<string, unknown>; now?: Date; planned?: PlannedMigration[] } = {}): Result {
     const { result, exitCode } = this.outcome(kind, ended, extra.expectNoChanges);
     const now = extra.now ?? new Date();
+    const migrations = withWaves(extra.planned ?? [...this.migrations.values()]);
+    const failedVms = [...new Set(this.failures.map((f) => vmOf(f.name, f.type)).filter((v): v is string => v !== undefined))];
     return {
       schemaVersion: SCHEMA_VERSION, command: this.command, stack: this.stack, result, exitCode,
       startedAt: this.started.toISOString(), durationSeconds: Math.round((now.getTime() - this.started.getTime()) / 100) / 10,
-      changeSummary: this.summary, steps: [...this.steps.values()], migrations: [...this.migrations.values()],
+      changeSummary: this.summary, steps: [...this.steps.values()], migrations,
       policies: this.policies, warnings: this.warnings, errors: this.errors,
-      ...(kind === "apply" ? { migrationRecords: this.records, ...(extra.outputs ? { outputs: extra.outputs } : {}), ...(this.failed ? { failedStep: this.failed } : {}) } : {}),
+      ...(kind === "apply" ? {
+        migrationRecords: this.records, moves: moveOutcomes(migrations, this.records, failedVms, ended), ...(extra.outputs ? { outputs: extra.outputs } : {}),
+        ...(this.failures.length ? { failedStep: this.failures[0] } : {}), ...(this.failures.length > 1 ? { failedSteps: this.failures } : {}),
+      } : {}),
     };
   }
 }

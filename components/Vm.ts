@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ImageSpec, ReadinessSpec } from "../config/spec";
+import { ImageSpec, MigrationLimits, ReadinessSpec } from "../config/spec";
 import { ResolvedVm } from "../config/resolve";
 import { cloudInitDocs, instanceId } from "../cloud-init/documents";
 import { shim, typed } from "../providers/shim";
@@ -23,6 +23,10 @@ export interface VmArgs {
    */
   readonly provision?: { playbook: string; playbookHash: string; vars: Record<string, unknown>; tags: string[]; timeoutSeconds: number;
     secretVars: pulumi.Input<Record<string, unknown>> };
+  /** The VMs this one waits for (migration.after): its placement is created or moved only once they are done. */
+  readonly after?: pulumi.Resource[];
+  /** Moves at once, when the stack sets other limits than the defaults. */
+  readonly limits?: MigrationLimits;
 }
 
 class Placement extends pulumi.dynamic.Resource {
@@ -125,8 +129,10 @@ export class Vm extends pulumi.ComponentResource {
       ...(vm.tags.length ? { tags: vm.tags } : {}),
       ...(vm.group ? { group: vm.group } : {}),
       ...(vm.adopt ? { adopt: vm.adopt } : {}),
+      ...(vm.drainedFrom ? { drainedFrom: vm.drainedFrom } : {}),
+      ...(args.limits ? { limits: args.limits } : {}),
     }, {
-      parent: this, dependsOn: [iso, args.baseImage],
+      parent: this, dependsOn: [iso, args.baseImage, ...(args.after ?? [])],
       // the domain's name cannot exist twice on a host: a replacement (also `pulumi up --replace`, which never asks
       // the provider) removes the old VM first
       deleteBeforeReplace: true,

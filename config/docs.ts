@@ -1,7 +1,7 @@
 // The config's documentation, generated from its schema (config/schema.ts): the README's option tables and the
 // descriptions of Pulumi.yaml's config keys. scripts/configDocs.ts writes them; a unit test fails when they drift. Pure.
 import { z } from "zod";
-import { hostSchema, imageSchema, migrationSchema, provisionSchema, readinessSchema, vmSchema } from "./schema";
+import { hostSchema, imageSchema, limitsSchema, migrationSchema, provisionSchema, readinessSchema, vmSchema } from "./schema";
 
 type Meta = { type?: string; description?: string; default?: string };
 interface Row { key: string; type: string; default: string; description: string }
@@ -45,6 +45,7 @@ export function optionTables(): string {
     table("`vms[].migration`", migrationSchema),
     table("`vms[].provision` (`true` takes every default)", provisionSchema),
     table("`vm-infra:readiness`", readinessSchema),
+    table("`vm-infra:migrationLimits`: moves at once (see Fleet changes)", limitsSchema),
   ].join("\n\n");
 }
 
@@ -60,6 +61,7 @@ export function pulumiConfig(): Record<string, unknown> {
       description: "SSH public keys for VMs that list none of their own (set with `pulumi config set --secret --path 'vm-infra:sshKeys[0]' ...`)",
     },
     "vm-infra:readiness": { type: "object", description: `{${keys(readinessSchema)}} (README: Configuration)` },
+    "vm-infra:migrationLimits": { type: "object", description: `{${keys(limitsSchema)}}: moves at once (README: Fleet changes)` },
     "vm-infra:provisionSecrets": {
       type: "object", default: {},
       description: "VM name -> {var: value}: secret vars for its playbook (set with `pulumi config set --secret --path 'vm-infra:provisionSecrets.web-1.db_password' ...`)",

@@ -74,7 +74,8 @@ export const hostSchema = options({
   capacity: options({
     memoryMiB: intIn(LIMITS.minMemoryMiB, LIMITS.maxMemoryMiB * 64),
     vcpus: intIn(1, LIMITS.maxVcpus * 64),
-  }).optional().meta({ type: "{memoryMiB, vcpus}", description: "What the VMs placed on this host may add up to (the policy pack's host-capacity rule checks it)." }),
+  }).optional().meta({ type: "{memoryMiB, vcpus}", description: "What the VMs placed on this host may add up to (the policy pack's host-capacity rule and drain check it)." }),
+  drain: bool().optional().meta({ default: "false", description: "Maintenance: the next up moves every VM declared here to the other hosts (see Fleet changes); VMs created meanwhile go elsewhere too." }),
 });
 
 export const imageSchema = options({
@@ -104,6 +105,19 @@ export const migrationSchema = options({
     port: intIn(1, 65535).default(80),
     path: matching(/^\/[A-Za-z0-9._~/-]{0,200}$/, "an absolute URL path of [A-Za-z0-9._~/-]", "URL path").default("/"),
   }).optional().meta({ description: "Application check after the move: GET http://<guest>:<port><path> answers 2xx ({port=80, path=\"/\"})." }),
+  after: z.array(matching(NAME_RE, `a VM name (${NAME_RE.source})`), rule("a list of VM names")).optional()
+    .meta({ type: "list of VM names", default: "none", description: "Waves: in an update that moves this VM, it moves only after these VMs' moves have finished and passed their health checks (it stays if one failed); at creation it waits for them to be ready." }),
+});
+
+/**
+ * Anchors: at most 2 outgoing migrations per source host (KubeVirt parallelOutboundMigrationsPerNode, oVirt
+ * max_outgoing_migrations), 2 incoming per target host (oVirt), 5 in one update (KubeVirt parallelMigrationsPerCluster).
+ */
+export const LIMIT_DEFAULTS = { outgoingPerHost: 2, incomingPerHost: 2, perUpdate: 5 } as const;
+export const limitsSchema = options({
+  outgoingPerHost: intIn(1, 64).default(LIMIT_DEFAULTS.outgoingPerHost).meta({ description: "Moves leaving one host at once (KubeVirt parallelOutboundMigrationsPerNode, oVirt max_outgoing_migrations)." }),
+  incomingPerHost: intIn(1, 64).default(LIMIT_DEFAULTS.incomingPerHost).meta({ description: "Moves arriving on one host at once (oVirt)." }),
+  perUpdate: intIn(1, 256).default(LIMIT_DEFAULTS.perUpdate).meta({ description: "Moves running at once in one update (KubeVirt parallelMigrationsPerCluster)." }),
 });
 
 export const addressSchema = options({

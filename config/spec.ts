@@ -2,10 +2,11 @@
 // the only place that turns user input into trusted values. Pure: no I/O (ssh-keygen checks run in host/ before use).
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { addressSchema, hostSchema, imageSchema, migrationSchema, NAME_RE, Raw, readinessSchema, vmSchema } from "./schema";
+import { afterProblems, drainPlan, type DrainChoice } from "./fleet";
+import { addressSchema, hostSchema, imageSchema, limitsSchema, migrationSchema, NAME_RE, Raw, readinessSchema, vmSchema } from "./schema";
 import { jumpHostOf } from "./uri";
 
-export { LIMITS, MIGRATION_DEFAULTS, NAME_RE, VM_DEFAULTS } from "./schema";
+export { LIMIT_DEFAULTS, LIMITS, MIGRATION_DEFAULTS, NAME_RE, VM_DEFAULTS } from "./schema";
 
 /** A configured host (options: config/schema.ts hostSchema). */
 export type HostSpec = Omit<z.output<typeof hostSchema>, "network"> & { name: string; network: string };
@@ -16,8 +17,13 @@ export type StaticAddress = z.output<typeof addressSchema>;
 /** How a change of `host` moves the VM (options and defaults with their anchors: config/schema.ts migrationSchema). */
 export type MigrationSpec = z.output<typeof migrationSchema>;
 export type MigrationMode = MigrationSpec["mode"];
-/** A VM (options: config/schema.ts vmSchema), its MAC filled in. */
-export type VmSpec = Omit<z.output<typeof vmSchema>, "mac"> & { mac: string };
+/**
+ * A VM (options: config/schema.ts vmSchema), its MAC filled in; `host` is where it runs after this update: the host
+ * declared, or where a drain of that host (`drainedFrom`) sends it (config/fleet.ts).
+ */
+export type VmSpec = Omit<z.output<typeof vmSchema>, "mac"> & { mac: string; drainedFrom?: string };
+/** How many moves run at once (options and anchors: config/schema.ts limitsSchema). */
+export type MigrationLimits = z.output<typeof limitsSchema>;
 export type ReadinessSpec = z.output<typeof readinessSchema>;
 
 /**
@@ -39,6 +45,9 @@ export interface Spec {
   image: ImageSpec;
   vms: VmSpec[];
   readiness: ReadinessSpec;
+  limits: MigrationLimits;
+  /** The moves the hosts marked `drain` cause (each VM's host already says where it goes). */
+  drain: DrainChoice[];
 }
 
 /** A static address without its prefix length. */
@@ -56,6 +65,9 @@ export function macFor(name: string): string {
   const h = createHash("sha256").update(`vm-infra:${name}`).digest();
   return `52:54:00:${[h[0], h[1], h[2]].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
 }
+
+/** The index of the VM named `name` in the raw list, for messages. */
+const indexOf = (raw: { vms?: unknown }, name: string) => (Array.isArray(raw.vms) ? raw.vms.findIndex((v) => isObj(v) && v.name === name) : -1);
 
 const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -84,7 +96,7 @@ function section<T>(schema: z.ZodType<T>, value: unknown, path: PropertyKey[], r
   return undefined;
 }
 
-export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown; readiness?: unknown }): Spec {
+export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown; readiness?: unknown; migrationLimits?: unknown }): Spec {
   const p: string[] = [];
   const hosts: Record<string, HostSpec> = {};
   if (!isObj(raw.hosts) || Object.keys(raw.hosts).length === 0) p.push("hosts: a map of host name -> {uri, pool, network} is required");
@@ -105,6 +117,7 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
   if (image && (image.kernel === undefined) !== (image.initrd === undefined)) p.push("image: kernel and initrd go together");
 
   const readiness = section(readinessSchema, raw.readiness ?? {}, ["readiness"], raw, p);
+  const limits = section(limitsSchema, raw.migrationLimits ?? {}, ["migrationLimits"], raw, p);
 
   const vms: VmSpec[] = [];
   if (!Array.isArray(raw.vms)) p.push("vms: a list of VMs is required");
@@ -131,6 +144,13 @@ export function parseSpec(raw: { hosts?: unknown; image?: unknown; vms?: unknown
       seen.add(k);
     }
   }
-  if (p.length > 0 || !image || !readiness) throw new SpecError(p);
-  return { hosts, image, vms, readiness };
+  if (p.length === 0) p.push(...afterProblems(vms, (i) => where(["vms", indexOf(raw, vms[i].name)], raw)));
+  const drain = p.length === 0 ? drainPlan(hosts, vms) : { choices: [], problems: [] };
+  p.push(...drain.problems);
+  if (p.length > 0 || !image || !readiness || !limits) throw new SpecError(p);
+  const moved = new Map(drain.choices.map((c) => [c.vm, c]));
+  return {
+    hosts, image, readiness, limits, drain: drain.choices,
+    vms: vms.map((v) => (moved.has(v.name) ? { ...v, host: moved.get(v.name)!.to, drainedFrom: v.host } : v)),
+  };
 }

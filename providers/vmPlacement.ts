@@ -9,6 +9,7 @@ import { Virsh } from "../host/virsh";
 import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
 import { stopDomain, undefineDomain } from "./domainOps";
+import { limiter } from "./migration/limits";
 import { moveVm } from "./migration/move";
 import { MigrationError, shapeOf } from "./migration/types";
 import { findDomain, observe, ownerText } from "./ownership";
@@ -16,7 +17,7 @@ import { removeLeftovers } from "./placement/leftovers";
 import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner, startStopped } from "./placement/ops";
 import { readPlacement } from "./placement/refresh";
 import {
-  PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, checkedInputs, instances, moveRequest, moves, names, outputsOf,
+  PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, checkUndrain, checkedInputs, instances, moveRequest, moves, names, outputsOf,
   overlayName, placementDiff, plain,
 } from "./placement/rules";
 import { errText, say } from "./say";
@@ -49,16 +50,20 @@ async function sameHypervisor(olds: PlacementOutputs, news: PlacementInputs): Pr
     `${olds.uri}. A new URI must reach the same hypervisor; to move the VM to another one, give that hypervisor its own host name`);
 }
 
+/** What a move's plan line adds: the drain that causes it, the VMs it waits for. */
+const moveNote = (news: PlacementInputs) =>
+  `${news.drainedFrom ? ` (drain of ${news.drainedFrom})` : ""}${news.migration.after?.length ? `; waits for ${news.migration.after.join(", ")} (migration.after)` : ""}`;
+
 export const provider: pulumi.dynamic.ResourceProvider = {
   async check(olds: Partial<PlacementInputs>, news: PlacementInputs) {
-    return { inputs: checkedInputs(olds, news), failures: checkMove(olds, news) };
+    return { inputs: checkedInputs(olds, news), failures: [...checkMove(olds, news), ...checkUndrain(olds, news)] };
   },
 
   async diff(_id: string, olds: PlacementOutputs, news: PlacementInputs) {
     const d = placementDiff(olds, news);
     // preview's plan line; computed from inputs only (preview runs nothing on any host)
     if (moves(olds, news) && olds.hostName !== undefined)
-      say(`plan: ${planLine(shapeOf(moveRequest(olds, news)))}`);
+      say(`plan: ${planLine(shapeOf(moveRequest(olds, news)))}${moveNote(news)}`);
     if (olds.missing?.length) say(`plan: ${olds.name}: recreate ${olds.missing.join(", ")} on ${olds.hostName} (found gone by refresh)`);
     if (olds.stoppedByMove && !moves(olds, news))
       say(`plan: ${olds.name}: start on ${olds.hostName} (shut down by the move ${olds.stoppedByMove}, which failed before it could start it again)`);
@@ -105,9 +110,10 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     let current: PlacementOutputs = { ...olds, leftovers: await removeLeftovers(olds, olds.leftovers, new Virsh(moves(olds, news) ? olds.uri : news.uri)) };
     if (moves(olds, news)) {
       const req = moveRequest(olds, news);
-      say(`plan: ${planLine(shapeOf(req))}`);
+      say(`plan: ${planLine(shapeOf(req))}${moveNote(news)}`);
+      const release = await limiter.acquire({ vm: news.name, from: olds.hostName, to: news.hostName }, news.limits, say);
       try {
-        const { record, paths, leftovers } = await moveVm(req, { log: say });
+        const { record, paths, leftovers } = await moveVm(req, { log: say }).finally(release);
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });
         current = { ...olds, hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump,
           knownHosts: news.knownHosts, ...paths, lastMigration: record, leftovers: [...current.leftovers ?? [], ...leftovers],

@@ -3,7 +3,7 @@
 // preview).
 import * as pulumi from "@pulumi/pulumi";
 import { randomBytes } from "node:crypto";
-import { DOMAIN_SPEC_KEYS, type DomainSpec, type HostSpec, type VmSpec } from "../../config/spec";
+import { DOMAIN_SPEC_KEYS, type DomainSpec, type HostSpec, type MigrationLimits, type VmSpec } from "../../config/spec";
 import { pick, type KnownHost } from "../../config/resolve";
 import { Owner } from "../../libvirt/domain";
 import { Leftover, MigrationRecord, MoveRequest } from "../migration/types";
@@ -33,6 +33,10 @@ export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "disk
   moveFrom?: string;
   /** Project, stack and resource name, written into the domain's metadata. */
   owner?: Omit<Owner, "instance">;
+  /** The host the VM is declared on, when that host is draining and the VM runs elsewhere because of it. */
+  drainedFrom?: string;
+  /** Moves at once (vm-infra:migrationLimits), when the stack sets other than the defaults. */
+  limits?: MigrationLimits;
 }
 
 export type { Leftover };
@@ -70,7 +74,7 @@ export const RESTART_KEYS = [...DOMAIN_SPEC_KEYS, "isoHash"] as const;
  */
 export const MOVE_KEYS = ["hostName"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
-export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt", "tags", "group"] as const;
+export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt", "tags", "group", "drainedFrom", "limits"] as const;
 
 /**
  * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same
@@ -108,6 +112,21 @@ export function checkMove(olds: Partial<PlacementInputs>, news: PlacementInputs)
   return also.length === 0 ? [] : [{
     property: "hostName",
     reason: `${news.name}: moving to ${news.hostName} and changing ${also.join(", ")} in one update is refused; move first (change only host), then change the rest`,
+  }];
+}
+
+/**
+ * A drain moved this VM off the host it is declared on; the mark is gone, so the config names that host again. A
+ * drained VM is not moved back by itself (maintenance ended is not a reason to move running VMs twice; the config
+ * must say where it runs): refused, with what to write.
+ */
+export function checkUndrain(olds: Partial<PlacementInputs>, news: PlacementInputs): pulumi.dynamic.CheckFailure[] {
+  if (!olds.drainedFrom || news.drainedFrom || olds.hostName === undefined || news.hostName !== olds.drainedFrom || olds.hostName === news.hostName) return [];
+  return [{
+    property: "hostName",
+    reason: `${news.name}: runs on ${olds.hostName}, where the drain of ${olds.drainedFrom} moved it; hosts.${olds.drainedFrom}.drain is no longer set, ` +
+      `but vm-infra does not move drained VMs back by itself. Set ${news.name}'s host to ${olds.hostName} (nothing moves); to move it back, ` +
+      `set it to ${olds.drainedFrom} in a later update`,
   }];
 }
 

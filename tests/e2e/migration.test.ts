@@ -199,7 +199,7 @@ test("live, shared storage: mig-s hv-a -> hv-b copies no disk (vm-infra plan, th
   const plan = await vmInfra(h, ["plan", "--no-policy"]);
   expect([plan.exitCode, plan.json!.result, plan.json!.migrations]).toEqual([0, "changes", [{ vm: "mig-s", from: "hv-a", to: "hv-b", mode: "live",
     storage: "shared", memoryMiB: 768, diskGiBAtMost: 0, estimateSeconds: 7,
-    estimateBasis: "768 MiB memory at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer" }]]);
+    estimateBasis: "768 MiB memory at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer", wave: 1 }]]);
   expect(plan.md).toContain("| mig-s | live, shared storage | hv-a -> hv-b | 768 MiB memory, no disk |");
   const apply = await vmInfra(h, ["apply", "--no-policy"]);
   expect([apply.exitCode, apply.json!.result, apply.json!.migrationRecords!.map((r) => [r.vm, r.record.outcome, r.record.from, r.record.to])])

@@ -25,7 +25,7 @@ test("a move is reported with what moves and an estimate on its stated basis; th
     changeSummary: { update: 1, same: 6 },
     steps: [{ op: "update", type: "Placement", name: "web-1-placement", vm: "web-1", changedKeys: ["hostName"], why: "migrates hv-a -> hv-b (live), no replacement" }],
     migrations: [{ vm: "web-1", from: "hv-a", to: "hv-b", mode: "live", storage: "local", memoryMiB: 768, diskGiBAtMost: 4, estimateSeconds: 45,
-      estimateBasis: "768 MiB memory + at most 4 GiB disk at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer" }],
+      estimateBasis: "768 MiB memory + at most 4 GiB disk at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer", wave: 1 }],
     policies: [], warnings: [], errors: [],
   });
   expect(JSON.stringify(r)).not.toContain("[secret]");

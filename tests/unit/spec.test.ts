@@ -88,7 +88,7 @@ test.each([
   [{ mode: "offline", postcopy: true }, "vms[0] (\"web-1\").migration.postcopy: only with mode \"live\""],
   [{ httpCheck: { port: 70000 } }, "vms[0] (\"web-1\").migration.httpCheck.port: an integer 1..65535"],
   [{ httpCheck: { port: 80, path: "/$(reboot)" } }, "vms[0] (\"web-1\").migration.httpCheck.path: an absolute URL path of [A-Za-z0-9._~/-]"],
-  [{ speed: 3 }, "vms[0] (\"web-1\").migration.speed: unknown option (known: mode, bandwidthMiBs, maxDowntimeMs, autoConverge, postcopy, progressTimeoutSeconds, completionSecondsPerGiB, healthTimeoutSeconds, httpCheck)"],
+  [{ speed: 3 }, "vms[0] (\"web-1\").migration.speed: unknown option (known: mode, bandwidthMiBs, maxDowntimeMs, autoConverge, postcopy, progressTimeoutSeconds, completionSecondsPerGiB, healthTimeoutSeconds, httpCheck, after)"],
   ["fast", "vms[0] (\"web-1\").migration: must be an object"],
 ])("migration option %j is rejected before anything runs", (migration, rule) => {
   const raw = base();

@@ -1,0 +1,71 @@
+// How many moves run at once. The engine calls the provider's updates in parallel, all in one provider process per
+// update (every vm-infra resource is a dynamic resource of that one plugin), so a module-level limiter sees every
+// move of the update: a move waits here, and says for what, until its source host, its target host and the update
+// have room (defaults and anchors: config/schema.ts LIMIT_DEFAULTS).
+import { LIMIT_DEFAULTS, type MigrationLimits } from "../../config/spec";
+import type { Log } from "./types";
+
+export interface Slot { vm: string; from: string; to: string }
+
+export class MoveLimiter {
+  private readonly running: Slot[] = [];
+  private readonly waiting: { slot: Slot; limits: MigrationLimits; go: () => void }[] = [];
+
+  /** Why `slot` cannot start now, or undefined when it can. */
+  blocker(slot: Slot, l: MigrationLimits = LIMIT_DEFAULTS): string | undefined {
+    const list = (s: Slot[]) => s.map((r) => r.vm).sort().join(", ");
+    const out = this.running.filter((r) => r.from === slot.from);
+    if (out.length >= l.outgoingPerHost) return `${out.length} move${out.length > 1 ? "s" : ""} already leaving ${slot.from} (${list(out)}; at most ${l.outgoingPerHost}: migrationLimits.outgoingPerHost)`;
+    const into = this.running.filter((r) => r.to === slot.to);
+    if (into.length >= l.incomingPerHost) return `${into.length} move${into.length > 1 ? "s" : ""} already arriving on ${slot.to} (${list(into)}; at most ${l.incomingPerHost}: migrationLimits.incomingPerHost)`;
+    if (this.running.length >= l.perUpdate) return `${this.running.length} moves already running in this update (${list(this.running)}; at most ${l.perUpdate}: migrationLimits.perUpdate)`;
+    return undefined;
+  }
+
+  /** Waits for room, then holds a place until the returned release is called (once the move, health checks included, is over). */
+  async acquire(slot: Slot, limits: MigrationLimits | undefined, log: Log): Promise<() => void> {
+    const l = limits ?? LIMIT_DEFAULTS;
+    const why = this.waiting.length ? this.firstBlocker(slot, l) : this.blocker(slot, l);
+    if (why !== undefined) {
+      const t0 = Date.now();
+      log(`${slot.vm}: waiting to move ${slot.from} -> ${slot.to}: ${why}`);
+      await new Promise<void>((go) => this.waiting.push({ slot, limits: l, go }));
+      log(`${slot.vm}: starting its move ${slot.from} -> ${slot.to} after waiting ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } else this.running.push(slot);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.running.splice(this.running.indexOf(slot), 1);
+      this.wake();
+    };
+  }
+
+  /** Moves that are running now (for tests and messages). */
+  get now(): readonly Slot[] {
+    return this.running;
+  }
+
+  /** A move that arrives while others wait queues behind them unless it can start without taking their place. */
+  private firstBlocker(slot: Slot, l: MigrationLimits): string | undefined {
+    const own = this.blocker(slot, l);
+    if (own !== undefined) return own;
+    const ahead = this.waiting.find((w) => w.slot.from === slot.from || w.slot.to === slot.to);
+    return ahead ? `${ahead.slot.vm} waits first for ${ahead.slot.from} -> ${ahead.slot.to}` : undefined;
+  }
+
+  /** Starts, in arrival order, every waiting move that now has room. */
+  private wake(): void {
+    for (let i = 0; i < this.waiting.length; ) {
+      const w = this.waiting[i];
+      if (this.blocker(w.slot, w.limits) === undefined) {
+        this.waiting.splice(i, 1);
+        this.running.push(w.slot);
+        w.go();
+      } else i++;
+    }
+  }
+}
+
+/** The one limiter of this provider process (one update). */
+export const limiter = new MoveLimiter();
