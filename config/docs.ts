@@ -61,7 +61,7 @@ export function pulumiConfig(): Record<string, unknown> {
       description: "SSH public keys for VMs that list none of their own (set with `pulumi config set --secret --path 'vm-infra:sshKeys[0]' ...`)",
     },
     "vm-infra:readiness": { type: "object", description: `{${keys(readinessSchema)}} (README: Configuration)` },
-    "vm-infra:migrationLimits": { type: "object", description: `{${keys(limitsSchema)}}: moves at once (README: Fleet changes)` },
+    "vm-infra:migrationLimits": { type: "object", default: {}, description: `{${keys(limitsSchema)}}: moves at once (README: Fleet changes)` },
     "vm-infra:provisionSecrets": {
       type: "object", default: {},
       description: "VM name -> {var: value}: secret vars for its playbook (set with `pulumi config set --secret --path 'vm-infra:provisionSecrets.web-1.db_password' ...`)",
