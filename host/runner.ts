@@ -1,6 +1,8 @@
 // The only place in vm-infra that starts programs. Every command is an argv array (never a shell string), runs
 // with a deadline, and fails with a CommandError that carries what a log line needs, with secrets scrubbed.
 import { spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
+import * as path from "node:path";
 
 export interface RunOptions {
   /** Hard deadline; the process group gets SIGTERM, then SIGKILL 2 s later. */
@@ -54,8 +56,35 @@ export class CommandError extends Error {
   }
 }
 
+/**
+ * What a command does, for the command log: the program and, for virsh, its command (`virsh -c URI dominfo -- x` ->
+ * "virsh dominfo"; through `ip netns exec NS`, the command inside). Never an argument's value.
+ */
+export function commandVerb(file: string, args: readonly string[]): string {
+  const prog = path.basename(file);
+  if (prog === "ip" && args[0] === "netns" && args[1] === "exec" && args.length > 3) return commandVerb(args[3], args.slice(4));
+  if (prog !== "virsh") return prog;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "-c" || args[i] === "--connect") i++;
+    else if (!args[i].startsWith("-")) return `virsh ${args[i]}`;
+  }
+  return prog;
+}
+
+/** $VM_INFRA_COMMAND_LOG: one JSON line per command started (time and verb only), for benchmarks and audits. */
+function logCommand(file: string, args: readonly string[]): void {
+  const log = process.env.VM_INFRA_COMMAND_LOG;
+  if (!log) return;
+  try {
+    appendFileSync(log, `${JSON.stringify({ time: new Date().toISOString(), command: commandVerb(file, args) })}\n`);
+  } catch {
+    /* a log that cannot be written never stops a command */
+  }
+}
+
 export const run: Runner = (file, args, opts) =>
   new Promise((resolve, reject) => {
+    logCommand(file, args);
     const secrets = opts.secrets ?? [];
     const argv = [file, ...args].map((a) => scrub(a, secrets));
     const child = spawn(file, [...args], {

@@ -113,7 +113,7 @@ test("removing the mark moves nothing back: refused at plan with what to write; 
     "set, but vm-infra does not move drained VMs back by itself\\. Set \\1's host to hv-b \\(nothing moves\\); to move it back, set it to hv-a in a later update"));
   expect(await placed()).toEqual(allOn("hv-b"));
 
-  await configure("hv-b");
+  await configure("hv-b", { "hv-b": { capacity: { memoryMiB: 4096, vcpus: 8 } } });
   const w = await vmInfra(h, ["apply"]);
   expect([w.exitCode, w.json!.result, w.json!.moves]).toEqual([0, "succeeded", []]);
   expect(w.json!.steps.map((s) => `${s.op} ${s.name} ${s.changedKeys.join(",")}`).sort()).toEqual(NAMES.map((n) => `update ${n}-placement drainedFrom`).sort());

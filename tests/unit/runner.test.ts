@@ -1,4 +1,7 @@
-import { CommandError, run, scrub } from "../../host/runner";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { CommandError, commandVerb, run, scrub } from "../../host/runner";
 
 const HOSTILE = ["$(touch /tmp/vm-infra-pwned)", "`id`", "a; rm -rf /", "' \" \\", "--help", "\n\t", "ünï"];
 
@@ -61,4 +64,20 @@ test("a signal stops the command's process group early; it fails as stopped, wit
   expect(err).toBeInstanceOf(CommandError);
   expect([err.timedOut, err.message]).toEqual([false, "sleep 30: stopped: the aborted migration did not end"]);
   expect(Date.now() - t0).toBeLessThan(5000);
+});
+
+test("the command log ($VM_INFRA_COMMAND_LOG) records each command's verb, never its values", async () => {
+  expect(commandVerb("virsh", ["-c", "qemu+ssh://root@hv/system?keyfile=/k", "dominfo", "--", "secret-name"])).toBe("virsh dominfo");
+  expect(commandVerb("ip", ["netns", "exec", "vmi-ops", "virsh", "--connect", "qemu:///x", "-q", "vol-list", "default"])).toBe("virsh vol-list");
+  expect(commandVerb("/usr/bin/ssh", ["-i", "/key", "ops@10.0.0.1", "cloud-init status"])).toBe("ssh");
+  const log = path.join(mkdtempSync(path.join(tmpdir(), "vmi-cmdlog-")), "commands.log");
+  process.env.VM_INFRA_COMMAND_LOG = log;
+  try {
+    await run("true", ["password-like-value"], { timeoutMs: 5000 });
+  } finally {
+    delete process.env.VM_INFRA_COMMAND_LOG;
+  }
+  const lines = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { command: string });
+  expect(lines.map((l) => l.command)).toEqual(["true"]);
+  expect(readFileSync(log, "utf8")).not.toContain("password-like-value");
 });
