@@ -125,7 +125,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
         // the state records where the VM is now and what was left where, not where it was before the attempt
         const f = e.failure;
         const at = f.at === "to"
-          ? { hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump, ...(f.paths ?? {}) }
+          ? { hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump,
+            drainedFrom: news.drainedFrom, ...(f.paths ?? {}) }
           : {};
         const state = plain({ ...current, ...at, knownHosts: news.knownHosts, lastMigration: f.record, leftovers: [...current.leftovers ?? [], ...f.leftovers],
           stoppedByMove: f.leftStopped ? `${olds.hostName} -> ${news.hostName} at ${f.record.startedAt}` : undefined, __provider: provider });
