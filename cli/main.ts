@@ -8,6 +8,7 @@ import { LocalWorkspace, StackNotFoundError, type EngineEvent, type Stack } from
 import { Collector, EXIT, shortType, type Result } from "./result";
 import { markdown } from "./markdown";
 import { Virsh } from "../host/virsh";
+import { clearCancelled, markCancelled } from "../providers/migration/cancel";
 import { preChecks } from "../providers/migration/preChecks";
 import { moveRequest, type PlacementInputs, type PlacementOutputs } from "../providers/placement/rules";
 
@@ -221,12 +222,19 @@ export async function main(argv: string[]): Promise<number> {
   const abort = new AbortController();
   const stop = (sig: string) => () => {
     if (abort.signal.aborted) return;
-    log(`vm-infra: ${sig}: asking pulumi to stop; an operation in flight (a migration) completes or rolls back first, then the stack is unlocked`);
+    log(`vm-infra: ${sig}: asking pulumi to stop; an operation in flight (a migration) completes or rolls back first, moves still waiting for ` +
+      "their turn do not start, then the stack is unlocked");
+    markCancelled(o.stack);
     abort.abort();
   };
   process.on("SIGTERM", stop("SIGTERM"));
   process.on("SIGINT", stop("SIGINT"));
-  return operate(o, stack, abort.signal);
+  clearCancelled(o.stack);
+  try {
+    return await operate(o, stack, abort.signal);
+  } finally {
+    clearCancelled(o.stack);
+  }
 }
 
 if (require.main === module) main(process.argv.slice(2)).then((code) => process.exit(code), (e) => {

@@ -9,6 +9,7 @@ import { Virsh } from "../host/virsh";
 import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
 import { stopDomain, undefineDomain } from "./domainOps";
+import { cancelledSince } from "./migration/cancel";
 import { limiter } from "./migration/limits";
 import { moveVm } from "./migration/move";
 import { MigrationError, shapeOf } from "./migration/types";
@@ -111,7 +112,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     if (moves(olds, news)) {
       const req = moveRequest(olds, news);
       say(`plan: ${planLine(shapeOf(req))}${moveNote(news)}`);
-      const release = await limiter.acquire({ vm: news.name, from: olds.hostName, to: news.hostName }, news.limits, say);
+      const release = await limiter.acquire({ vm: news.name, from: olds.hostName, to: news.hostName }, news.limits, say, () => cancelledSince(news.owner?.stack));
       try {
         const { record, paths, leftovers } = await moveVm(req, { log: say }).finally(release);
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });

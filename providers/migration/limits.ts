@@ -9,7 +9,7 @@ export interface Slot { vm: string; from: string; to: string }
 
 export class MoveLimiter {
   private readonly running: Slot[] = [];
-  private readonly waiting: { slot: Slot; limits: MigrationLimits; go: () => void }[] = [];
+  private readonly waiting: { slot: Slot; limits: MigrationLimits; go: () => void; stop: (e: Error) => void; cancelled: () => boolean }[] = [];
 
   /** Why `slot` cannot start now, or undefined when it can. */
   blocker(slot: Slot, l: MigrationLimits = LIMIT_DEFAULTS): string | undefined {
@@ -22,14 +22,17 @@ export class MoveLimiter {
     return undefined;
   }
 
-  /** Waits for room, then holds a place until the returned release is called (once the move, health checks included, is over). */
-  async acquire(slot: Slot, limits: MigrationLimits | undefined, log: Log): Promise<() => void> {
+  /**
+   * Waits for room, then holds a place until the returned release is called (once the move, health checks included,
+   * is over). A move still waiting when `cancelled` turns true never starts: it fails with "not started".
+   */
+  async acquire(slot: Slot, limits: MigrationLimits | undefined, log: Log, cancelled: () => boolean = () => false): Promise<() => void> {
     const l = limits ?? LIMIT_DEFAULTS;
     const why = this.waiting.length ? this.firstBlocker(slot, l) : this.blocker(slot, l);
     if (why !== undefined) {
       const t0 = Date.now();
       log(`${slot.vm}: waiting to move ${slot.from} -> ${slot.to}: ${why}`);
-      await new Promise<void>((go) => this.waiting.push({ slot, limits: l, go }));
+      await new Promise<void>((go, stop) => this.waiting.push({ slot, limits: l, go, stop, cancelled }));
       log(`${slot.vm}: starting its move ${slot.from} -> ${slot.to} after waiting ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } else this.running.push(slot);
     let released = false;
@@ -54,11 +57,14 @@ export class MoveLimiter {
     return ahead ? `${ahead.slot.vm} waits first for ${ahead.slot.from} -> ${ahead.slot.to}` : undefined;
   }
 
-  /** Starts, in arrival order, every waiting move that now has room. */
+  /** Starts, in arrival order, every waiting move that now has room; a cancelled one is told it will not start. */
   private wake(): void {
     for (let i = 0; i < this.waiting.length; ) {
       const w = this.waiting[i];
-      if (this.blocker(w.slot, w.limits) === undefined) {
+      if (w.cancelled()) {
+        this.waiting.splice(i, 1);
+        w.stop(new Error(`${w.slot.vm}: not started: the apply was cancelled while its move ${w.slot.from} -> ${w.slot.to} waited for its turn; it runs on ${w.slot.from} as before`));
+      } else if (this.blocker(w.slot, w.limits) === undefined) {
         this.waiting.splice(i, 1);
         this.running.push(w.slot);
         w.go();

@@ -111,6 +111,19 @@ test("a drained VM is not moved back by itself when the mark goes: refused with 
   expect(checkUndrain({ name: "app-1", hostName: "hv-b" }, news({}))).toEqual([]); // an ordinary move
 });
 
+test("a move still waiting when the apply is cancelled never starts; the running ones are not touched", async () => {
+  const l = new MoveLimiter();
+  let cancelled = false;
+  const a = await l.acquire({ vm: "a", from: "hv-a", to: "hv-b" }, undefined, () => undefined);
+  const b = await l.acquire({ vm: "b", from: "hv-a", to: "hv-b" }, undefined, () => undefined);
+  const c = l.acquire({ vm: "c", from: "hv-a", to: "hv-b" }, undefined, () => undefined, () => cancelled);
+  cancelled = true;
+  a();
+  await expect(c).rejects.toThrow("c: not started: the apply was cancelled while its move hv-a -> hv-b waited for its turn; it runs on hv-a as before");
+  expect(l.now.map((s) => s.vm)).toEqual(["b"]);
+  b();
+});
+
 const planned = (vm: string, after?: string[]): PlannedMigration => ({ vm, from: "hv-a", to: "hv-b", mode: "live", storage: "shared", memoryMiB: 384,
   diskGiBAtMost: 0, estimateSeconds: 4, estimateBasis: "b", wave: 1, ...(after ? { after } : {}) });
 
