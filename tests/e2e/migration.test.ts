@@ -256,7 +256,9 @@ extended("live with post-copy (opt-in), then back with auto-converge: shared sto
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
-test("fault: a failing health check moves the VM back, and the state still says the source (vm-infra apply: exit 10)", async () => {
+// fleet.test.ts proves the same through vm-infra apply (a wave whose first move fails its health gate); here again with
+// the disk marker and a following up without changes, in the extended run
+extended("fault: a failing health check moves the VM back, and the state still says the source (vm-infra apply: exit 10)", async () => {
   const out = await failingMove("mig-s", "hv-b", { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 }, undefined, async () => {
     const r = await vmInfra(h, ["apply", "--no-policy"]);
     expect([r.exitCode, r.json!.result, r.json!.failedStep]).toEqual([10, "rolled-back", { op: "update", type: "Placement", name: "mig-s-placement" }]);
