@@ -146,7 +146,7 @@ test("waves with a failed health gate: db's move fails and is rolled back, app-1
   expect(r.json!.failedStep).toEqual({ op: "update", type: "Placement", name: "db-placement" });
   const rec = r.json!.migrationRecords!.find((x) => x.vm === "db")!.record;
   expect([rec.outcome, rec.failedStep, rec.from, rec.to]).toEqual(["rolled back", "health check", "hv-b", "hv-a"]);
-  const text = `${r.stdout}\n${r.json!.errors.join("\n")}`;
+  const text = `${r.stdout}\n${r.stderr}\n${r.json!.errors.join("\n")}`;
   expect(text).toMatch(/failed at health check: HTTP GET :9\//);
   expect(text).toMatch(/migrated back hv-a -> hv-b/);
   expect(text).toMatch(/The VM runs on hv-b as before/);
