@@ -16,6 +16,8 @@ export interface PlacementView {
   knownHosts: Record<string, { capacity?: { memoryMiB: number; vcpus: number } }>;
   /** Set by the provider's check when this update moves the VM: the host it leaves. */
   moveFrom?: string;
+  /** The draining host the VM is declared on, when a drain places it (hosts.<h>.drain). */
+  drainedFrom?: string;
 }
 
 /**
@@ -98,9 +100,12 @@ export function antiAffinity(vms: PlacementView[]): string[] {
   return out;
 }
 
-/** At most `max` VMs change host in one update. */
+/**
+ * At most `max` VMs change host in one update because the config says so. A drain's moves do not count: a host in
+ * maintenance must be emptied whatever it holds, and the move limits (migrationLimits) pace them.
+ */
 export function blastRadius(vms: PlacementView[], max: number): string[] {
-  const moving = vms.filter((v) => v.moveFrom !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  const moving = vms.filter((v) => v.moveFrom !== undefined && v.drainedFrom === undefined).sort((a, b) => a.name.localeCompare(b.name));
   if (moving.length <= max) return [];
   return [`this update moves ${moving.length} VMs (${moving.map((v) => `${v.name} ${v.moveFrom} -> ${v.hostName}`).join(", ")}), ` +
     `above the limit of ${max} per update: split it into several updates`];

@@ -76,6 +76,9 @@ test("blast radius: more moves than the limit in one update are refused, listing
   expect(blastRadius([moving("c"), moving("a"), vm("b"), moving("d")], 2)).toEqual([
     "this update moves 3 VMs (a hv-a -> hv-b, c hv-a -> hv-b, d hv-a -> hv-b), above the limit of 2 per update: split it into several updates"]);
   expect(blastRadius([moving("a"), moving("b"), vm("c")], 2)).toEqual([]);
+  // a drain empties its host whatever it holds (the move limits pace it): its moves are not counted
+  const drained = (n: string) => vm(n, { hostName: "hv-b", moveFrom: "hv-a", drainedFrom: "hv-a" });
+  expect(blastRadius([drained("a"), drained("b"), drained("c"), moving("d")], 2)).toEqual([]);
 });
 
 describe("check tells the policies which placements move (moveFrom)", () => {
