@@ -112,9 +112,10 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     if (moves(olds, news)) {
       const req = moveRequest(olds, news);
       say(`plan: ${planLine(shapeOf(req))}${moveNote(news)}`);
-      const release = await limiter.acquire({ vm: news.name, from: olds.hostName, to: news.hostName }, news.limits, say, () => cancelledSince(news.owner?.stack));
+      const release = await limiter.acquire({ vm: news.name, from: olds.hostName, to: news.hostName, memoryMiB: req.memoryMiB }, news.limits, say,
+        () => cancelledSince(news.owner?.stack));
       try {
-        const { record, paths, leftovers } = await moveVm(req, { log: say }).finally(release);
+        const { record, paths, leftovers } = await moveVm(req, { log: say, arriving: limiter.arriving(news.hostName, news.name) }).finally(release);
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });
         current = { ...olds, hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump,
           knownHosts: news.knownHosts, ...paths, lastMigration: record, leftovers: [...current.leftovers ?? [], ...leftovers],

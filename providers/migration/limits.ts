@@ -5,7 +5,7 @@
 import { LIMIT_DEFAULTS, type MigrationLimits } from "../../config/spec";
 import type { Log } from "./types";
 
-export interface Slot { vm: string; from: string; to: string }
+export interface Slot { vm: string; from: string; to: string; memoryMiB?: number }
 
 export class MoveLimiter {
   private readonly running: Slot[] = [];
@@ -42,6 +42,11 @@ export class MoveLimiter {
       this.running.splice(this.running.indexOf(slot), 1);
       this.wake();
     };
+  }
+
+  /** The other moves running now that arrive on `to`, with the memory each will take there. */
+  arriving(to: string, except: string): { vm: string; memoryMiB: number }[] {
+    return this.running.filter((r) => r.to === to && r.vm !== except).map((r) => ({ vm: r.vm, memoryMiB: r.memoryMiB ?? 0 }));
   }
 
   /** Moves that are running now (for tests and messages). */

@@ -21,6 +21,8 @@ export interface MoveDeps {
   log: Log;
   /** How a host is reached; unit tests hand in hosts over a recording fake runner. */
   connect?: (uri: string) => Virsh;
+  /** Other moves of this update arriving on the same target now (limits.ts): the memory promised to them. */
+  arriving?: { vm: string; memoryMiB: number }[];
 }
 
 export interface MoveResult {
@@ -50,7 +52,7 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
   let stopped = false;
   let offline = r.migration.mode === "offline";
   try {
-    ({ sourceState } = await attempt("pre-check", () => preChecks(r, S, T)));
+    ({ sourceState } = await attempt("pre-check", () => preChecks(r, S, T, false, deps.arriving)));
     if (sourceState !== "running" && sourceState !== "paused") offline = true; // a stopped VM moves its definition and disk
     const mode = offline ? "offline" : r.migration.mode;
     rec.mode = mode;

@@ -17,7 +17,8 @@ export async function volBytes(v: Virsh, pool: string, vol: string, key: "Capaci
  * `baseUploadedFirst`: asked at plan time (vm-infra plan --check-hosts) for an update that uploads the base image to
  * the target's pool before the move: its absence is then expected, and its size counts against the pool's room.
  */
-export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploadedFirst = false): Promise<{ sourceState: string }> {
+export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploadedFirst = false,
+  arriving: { vm: string; memoryMiB: number }[] = []): Promise<{ sourceState: string }> {
   const problems: string[] = [];
   try {
     await T.exec(["uri"], 15_000);
@@ -52,7 +53,11 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploaded
   const mem = parseKeyValues(await T.exec(["nodememstats"]));
   const kib = (k: string) => Number((mem[k] ?? "0").split(" ")[0]);
   const freeMiB = Math.floor((kib("free") + kib("cached") + kib("buffers")) / 1024);
-  if (freeMiB < r.memoryMiB) problems.push(`memory: ${r.to.hostName} has ${freeMiB} MiB free, the VM needs ${r.memoryMiB} MiB`);
+  // moves arriving on that host in this update have not taken all their memory there yet: it is promised to them
+  const promised = arriving.reduce((sum, a) => sum + a.memoryMiB, 0);
+  if (freeMiB - promised < r.memoryMiB)
+    problems.push(`memory: ${r.to.hostName} has ${freeMiB} MiB free${promised ? `, ${promised} MiB of it promised to the moves arriving there now ` +
+      `(${arriving.map((a) => a.vm).join(", ")})` : ""}, the VM needs ${r.memoryMiB} MiB`);
 
   if (r.storage === "shared") {
     if (r.to.pool !== r.from.pool) problems.push(`storage: shared pool ${r.from.pool} on ${r.from.hostName} but ${r.to.pool} on ${r.to.hostName}`);

@@ -91,6 +91,8 @@ test("the limiter: at most 2 leaving a host, 2 arriving, 5 in the update; a wait
   expect(started).toEqual(["a", "b", "d", "c"]);
   expect(log[1]).toMatch(/^c: starting its move hv-a -> hv-d after waiting \d+\.\d s$/);
   expect(l.now.map((s) => s.vm).sort()).toEqual(["b", "c", "d"]);
+  expect(l.arriving("hv-d", "x")).toEqual([{ vm: "c", memoryMiB: 0 }]);
+  expect(l.arriving("hv-d", "c")).toEqual([]);
   expect(l.blocker({ vm: "e", from: "hv-q", to: "hv-b" }, { outgoingPerHost: 2, incomingPerHost: 1, perUpdate: 5 })).toBeUndefined();
   expect(l.blocker({ vm: "e", from: "hv-q", to: "hv-y" }, { outgoingPerHost: 2, incomingPerHost: 1, perUpdate: 5 }))
     .toBe("1 move already arriving on hv-y (d; at most 1: migrationLimits.incomingPerHost)");

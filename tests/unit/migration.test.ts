@@ -154,6 +154,14 @@ test("pre-checks name every problem: a full pool, too little memory, a name alre
   expect(err).toMatch(/room: pool default on hv-b has 20.0 MiB available, the copy needs 114.4 MiB/);
 });
 
+test("pre-checks count the memory promised to the moves arriving on the target in the same update", async () => {
+  const S = new Virsh("qemu:///a", fakeHost(source, []));
+  const T = new Virsh("qemu:///b", fakeHost(target(10 * 1024 ** 3, 2_000_000), [])); // 1953 MiB free
+  await expect(preChecks(req(), S, T, false, [{ vm: "db", memoryMiB: 512 }])).resolves.toEqual({ sourceState: "running" });
+  await expect(preChecks(req(), S, T, false, [{ vm: "db", memoryMiB: 512 }, { vm: "app-1", memoryMiB: 512 }]))
+    .rejects.toThrow("memory: hv-b has 1953 MiB free, 1024 MiB of it promised to the moves arriving there now (db, app-1), the VM needs 1024 MiB");
+});
+
 test("pre-checks: a CPU the target cannot run is refused", async () => {
   const t = target(10 * 1024 ** 3);
   const S = new Virsh("qemu:///a", fakeHost(source, []));
