@@ -3,6 +3,7 @@
 // (names, hosts, sizes, modes, migration records); inputs are compared but never copied, so a secret cannot reach the
 // result: a changed key is reported by its name only.
 import type { EngineEvent, OpType } from "@pulumi/pulumi/automation";
+import { waves } from "../config/fleet";
 
 export const SCHEMA_VERSION = 1;
 
@@ -142,19 +143,15 @@ export function plannedMigration(olds: Record<string, unknown>, news: Record<str
   };
 }
 
-/** Each move's wave among the moves of one update: a move waits only for the planned moves it names in `after`. */
+/**
+ * Each move's wave among the moves of one update (config/fleet.ts waves, the rule that orders creation): a move waits
+ * only for the planned moves it names in `after`.
+ */
 export function withWaves(ms: PlannedMigration[]): PlannedMigration[] {
-  const by = new Map(ms.map((m) => [m.vm, m]));
-  const wave = new Map<string, number>();
-  const of = (m: PlannedMigration, seen: Set<string>): number => {
-    if (wave.has(m.vm)) return wave.get(m.vm)!;
-    if (seen.has(m.vm)) return 1; // config refuses cycles; never loop
-    seen.add(m.vm);
-    const w = 1 + Math.max(0, ...(m.after ?? []).map((d) => by.get(d)).filter((d) => d !== undefined).map((d) => of(d!, seen)));
-    wave.set(m.vm, w);
-    return w;
-  };
-  return ms.map((m) => ({ ...m, wave: of(m, new Set()) }));
+  const planned = new Set(ms.map((m) => m.vm));
+  const wave = new Map(waves(ms.map((m) => ({ name: m.vm, migration: { after: (m.after ?? []).filter((d) => planned.has(d)) } })))
+    .map((w) => [w.vm.name, w.wave]));
+  return ms.map((m) => ({ ...m, wave: wave.get(m.vm)! }));
 }
 
 /**

@@ -46,7 +46,7 @@ function findCycle(vms: Pick<VmSpec, "name" | "migration">[]): string[] | undefi
  * The order VMs are built in: each after the VMs it waits for, otherwise as declared (the `after` lists must be
  * valid: afterProblems). Its wave: 1 for a VM that waits for none, else one more than the latest it waits for.
  */
-export function waves<T extends Pick<VmSpec, "name" | "migration">>(vms: T[]): { vm: T; wave: number }[] {
+export function waves<T extends { name: string; migration: { after?: string[] } }>(vms: T[]): { vm: T; wave: number }[] {
   const byName = new Map(vms.map((v) => [v.name, v]));
   const wave = new Map<string, number>();
   const out: { vm: T; wave: number }[] = [];
@@ -69,8 +69,8 @@ export interface DrainChoice { vm: string; from: string; to: string }
  * memory first, then by name) goes to the least loaded host (memory of the VMs placed there) that can take it:
  * not draining, the same domain type and network (a move cannot also redefine the domain), its shared pool when its
  * storage is shared, room within a declared capacity, and no VM of its anti-affinity group. A pure function of the
- * config: the same config always drains the same way, so a second up changes nothing. Throws the reasons when a VM
- * fits nowhere.
+ * config: the same config always drains the same way, so a second up changes nothing. Each VM that fits nowhere
+ * is a problem, with the reason per host.
  */
 export function drainPlan(hosts: Record<string, HostSpec>, vms: VmSpec[]): { choices: DrainChoice[]; problems: string[] } {
   const draining = (h: string) => !!hosts[h]?.drain;
