@@ -3,6 +3,7 @@
 // only constant remote commands. Optionally from inside a network namespace (the lab's guests live there).
 import type { JumpHost } from "../config/uri";
 import { run, Runner } from "./runner";
+import { endpointKey, SshGate, sshGate } from "./sshGate";
 import { withPrivateFile } from "./tempFiles";
 
 export interface SshTarget {
@@ -58,10 +59,14 @@ export function sshArgv(t: SshTarget, remote: readonly string[], connectTimeoutS
   return t.netns ? ["ip", "netns", "exec", t.netns, ...ssh] : ssh;
 }
 
-export async function sshRun(t: SshTarget, remote: readonly string[], timeoutMs: number, runner: Runner = run) {
+/** A command through the jump host opens an SSH connection to the hypervisor: paced with its virsh calls. */
+const viaJump = <T>(t: Pick<SshTarget, "jump">, f: () => Promise<T>, gate: SshGate): Promise<T> =>
+  t.jump ? gate.through(endpointKey(t.jump), f) : f();
+
+export async function sshRun(t: SshTarget, remote: readonly string[], timeoutMs: number, runner: Runner = run, gate: SshGate = sshGate) {
   return withRoute(t, (cfg) => {
     const [file, ...args] = sshArgv(t, remote, 5, cfg);
-    return runner(file, args, { timeoutMs });
+    return viaJump(t, () => runner(file, args, { timeoutMs }), gate);
   });
 }
 
@@ -70,7 +75,7 @@ export async function sshRun(t: SshTarget, remote: readonly string[], timeoutMs:
  * to it and what the guest answers is returned.
  */
 export async function jumpTcp(t: Required<Pick<SshTarget, "address" | "jump">>, port: number, request: string, timeoutMs: number, runner: Runner = run) {
-  return withRoute(t, (cfg) => runner("ssh", [...routeArgs(t, cfg).slice(0, 2), "-W", `${t.address}:${port}`, "--", JUMP_ALIAS], { timeoutMs, input: request }));
+  return withRoute(t, (cfg) => viaJump(t, () => runner("ssh", [...routeArgs(t, cfg).slice(0, 2), "-W", `${t.address}:${port}`, "--", JUMP_ALIAS], { timeoutMs, input: request }), sshGate));
 }
 
 /** `ssh-keygen -l -f` accepts exactly the keys OpenSSH can use; the key goes through a private temp file. */

@@ -5,17 +5,27 @@ import { withPrivateFile } from "./tempFiles";
 import { parseKeyValues, parseVolumeXml } from "../libvirt/domain";
 import { JobInfo, parseJobInfo } from "../libvirt/migration";
 import { parseLibvirtUri } from "../config/uri";
+import { endpointKey, SshGate, sshGate } from "./sshGate";
 
 export const VIRSH_TIMEOUT_MS = 60_000;
 
 /** The runner every Virsh uses unless given one; unit tests swap in a recording fake (never production code). */
 export const virshRunner: { current: Runner } = { current: run };
 
+const SSH_FAMILY = new Set(["ssh", "libssh", "libssh2"]);
+
 export class Virsh {
+  /** The SSH endpoint every call opens a connection to (qemu+ssh/libssh/libssh2), paced by the gate; else none. */
+  private readonly endpoint?: string;
+
   constructor(
     readonly uri: string,
     private readonly runner: Runner = virshRunner.current,
-  ) {}
+    private readonly gate: SshGate = sshGate,
+  ) {
+    const u = parseLibvirtUri(uri);
+    if (typeof u !== "string" && SSH_FAMILY.has(u.transport) && u.host) this.endpoint = endpointKey({ ...u, host: u.host });
+  }
 
   /**
    * stdin is always a pipe that is closed at once (or carries `input`): libvirt's SSH transports ask there whether to
@@ -23,7 +33,8 @@ export class Virsh {
    */
   async exec(args: readonly string[], timeoutMs = VIRSH_TIMEOUT_MS, input?: string, signal?: AbortSignal): Promise<string> {
     try {
-      const r = await this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input, ...(signal ? { signal } : {}) });
+      const call = () => this.runner("virsh", ["-q", "-c", this.uri, ...args], { timeoutMs, input, ...(signal ? { signal } : {}) });
+      const r = this.endpoint ? await this.gate.through(this.endpoint, call) : await call();
       return r.stdout;
     } catch (e) {
       const problem = e instanceof CommandError ? hostKeyProblem(this.uri, e.stderrTail) : undefined;
