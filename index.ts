@@ -81,7 +81,7 @@ async function program() {
     });
     built[vm.name] = c;
     vms[r.vm.name] = pulumi.output({ address: c.address, status: c.status, host: c.hostName, mac: c.mac, instanceId: c.instanceId, ssh: c.sshCommand,
-      lastMigration: c.lastMigration, ...(pv ? { provisioned: c.provisioned } : {}) });
+      hostKey: c.hostKey, knownHosts: c.knownHosts, lastMigration: c.lastMigration, ...(pv ? { provisioned: c.provisioned } : {}) });
   }
   return { vms };
 }

@@ -28,7 +28,7 @@ export type Outcome = "no-changes" | "changes" | "would-fail" | "succeeded" | "f
 
 export interface Step {
   op: string;
-  /** vm-infra's short type: Placement, SeedIso, Ready, Provision, BaseImageVolume, Vm, BaseImage. */
+  /** vm-infra's short type: Placement, SeedIso, HostKey, Ready, Provision, BaseImageVolume, Vm, BaseImage. */
   type: string;
   name: string;
   /** The VM the step belongs to, when it does. */
@@ -101,7 +101,7 @@ export interface Result {
 
 /** What the rest of the world calls a link with no cap: 1 GbE's payload rate, about 110 MiB/s. */
 export const ASSUMED_LINK_MiBs = 110;
-const SUFFIXES = ["-placement", "-cidata", "-ready", "-provision"];
+const SUFFIXES = ["-placement", "-cidata", "-hostkey", "-ready", "-provision"];
 const IGNORED_KEYS = new Set(["__provider", "moveFrom"]);
 const QUIET_OPS = new Set<string>(["same", "refresh", "read", "discard"]);
 /** The engine's own resources (the stack, the default provider): not changes anyone reviews. */

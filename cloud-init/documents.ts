@@ -10,12 +10,27 @@ export interface CloudInitDocs {
   networkConfig: string;
   /** sha256 over all three documents; the ISO's name and its build trigger. */
   hash: string;
+  /**
+   * sha256 over the documents as they would be without the host key: what restarts the VM when it changes. The key is
+   * installed once at first boot (cloud-init's ssh module runs once per instance), so a seed that differs only by it
+   * has nothing new for a running guest, and VMs made before keys were pinned are not restarted to receive one.
+   */
+  seedHash: string;
 }
+
+/** The VM's SSH host key (providers/hostKey.ts), handed to cloud-init. */
+export interface GuestHostKey {
+  publicKey: string;
+  privateKey: string;
+}
+
+/** cloud-config keys that would replace or add to the pinned host key: extraUserData may not set them. */
+export const HOST_KEY_SETTINGS = ["ssh_keys", "ssh_genkeytypes", "ssh_deletekeys"] as const;
 
 /** Stable for the VM's whole life, migrations included: derived from the name only. */
 export const instanceId = (vm: Pick<VmSpec, "name">) => `iid-vm-infra-${vm.name}`;
 
-export function userData(vm: VmSpec): string {
+export function userData(vm: VmSpec, hostKey?: GuestHostKey): string {
   const base: Record<string, unknown> = {
     hostname: vm.name,
     preserve_hostname: false,
@@ -31,10 +46,15 @@ export function userData(vm: VmSpec): string {
       },
     ],
   };
+  // exactly this key and no other: the ones the image may carry are deleted, none is generated
+  if (hostKey) Object.assign(base, { ssh_keys: { ed25519_private: hostKey.privateKey, ed25519_public: hostKey.publicKey }, ssh_genkeytypes: [], ssh_deletekeys: true });
   if (vm.packages.length > 0) base.packages = vm.packages;
   const extra = vm.extraUserData ? (YAML.parse(vm.extraUserData) as unknown) : undefined;
   if (extra !== undefined && extra !== null && (typeof extra !== "object" || Array.isArray(extra)))
     throw new Error(`vm ${vm.name}: extraUserData must be a YAML mapping`);
+  const pinning = HOST_KEY_SETTINGS.filter((k) => extra && Object.prototype.hasOwnProperty.call(extra, k));
+  if (pinning.length > 0)
+    throw new Error(`vm ${vm.name}: extraUserData sets ${pinning.join(", ")}: vm-infra makes each VM's SSH host key and accepts only that one; remove ${pinning.length > 1 ? "them" : "it"}`);
   const doc = { ...base, ...(extra as Record<string, unknown> | undefined) };
   return `#cloud-config\n${YAML.stringify(doc)}`;
 }
@@ -56,10 +76,11 @@ export function networkConfig(vm: VmSpec): string {
   return YAML.stringify({ version: 2, ethernets: { eth0: eth } });
 }
 
-export function cloudInitDocs(vm: VmSpec): CloudInitDocs {
-  const u = userData(vm);
+const sha = (docs: string[]) => createHash("sha256").update(JSON.stringify(docs)).digest("hex");
+
+export function cloudInitDocs(vm: VmSpec, hostKey?: GuestHostKey): CloudInitDocs {
+  const u = userData(vm, hostKey);
   const m = metaData(vm);
   const n = networkConfig(vm);
-  const hash = createHash("sha256").update(JSON.stringify([u, m, n])).digest("hex");
-  return { userData: u, metaData: m, networkConfig: n, hash };
+  return { userData: u, metaData: m, networkConfig: n, hash: sha([u, m, n]), seedHash: hostKey ? sha([userData(vm), m, n]) : sha([u, m, n]) };
 }

@@ -52,6 +52,15 @@ class SeedIso extends pulumi.dynamic.Resource {
   }
 }
 
+class HostKey extends pulumi.dynamic.Resource {
+  declare readonly publicKey: pulumi.Output<string>;
+  declare readonly privateKey: pulumi.Output<string>;
+  constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
+    super(shim("providers/hostKey"), name, { publicKey: undefined, privateKey: undefined, ...props }, typed({ ...opts, additionalSecretOutputs: ["privateKey"] }),
+      "vm-infra", "HostKey");
+  }
+}
+
 class Provision extends pulumi.dynamic.Resource {
   declare readonly result: pulumi.Output<unknown>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
@@ -64,7 +73,8 @@ class Ready extends pulumi.dynamic.Resource {
   declare readonly status: pulumi.Output<string>;
   declare readonly readySeconds: pulumi.Output<number>;
   constructor(name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    super(shim("providers/vmReady"), name, { address: undefined, readySeconds: undefined, status: undefined, ...props }, typed(opts), "vm-infra", "Ready");
+    super(shim("providers/vmReady"), name, { address: undefined, readySeconds: undefined, status: undefined, verifiedHostKey: undefined, ...props },
+      typed({ ...opts, additionalSecretOutputs: ["hostKeyPrivate"] }), "vm-infra", "Ready");
   }
 }
 
@@ -80,6 +90,9 @@ export class Vm extends pulumi.ComponentResource {
   readonly mac: string;
   readonly instanceId: string;
   readonly sshCommand: pulumi.Output<string>;
+  /** The guest's SSH host key ("ssh-ed25519 AAAA..."), and the known_hosts line that pins it under the VM's name. */
+  readonly hostKey: pulumi.Output<string>;
+  readonly knownHosts: pulumi.Output<string>;
   /** The record of the last move (mode, from, to, duration, downtime, bytes, health, rollback), if any. */
   readonly lastMigration: pulumi.Output<unknown>;
   /** The last successful provisioning run (playbook hash, counts, seconds), when the VM has `provision`. */
@@ -89,17 +102,23 @@ export class Vm extends pulumi.ComponentResource {
     super("vm-infra:index:Vm", name, {}, opts);
     const { resolved: r, image, readiness } = args;
     const { vm, host } = r;
-    const docs = cloudInitDocs(vm);
     const isoDir = args.isoDir ?? `.vm-infra/iso/${pulumi.getStack()}`;
+
+    // the guest's SSH host key, made once for the VM's life; cloud-init installs it at first boot
+    const key = new HostKey(`${name}-hostkey`, { vm: vm.name }, { parent: this });
+    const docs = pulumi.all([key.publicKey, key.privateKey]).apply(([publicKey, privateKey]) => cloudInitDocs(vm, { publicKey, privateKey }));
+    // hashes of documents that hold a random key say nothing about them: plain values (they name files and volumes)
+    const hash = pulumi.unsecret(docs.apply((d) => d.hash));
+    const seedHash = pulumi.unsecret(docs.apply((d) => d.seedHash));
 
     // the documents carry keys and maybe credentials: they reach the provider as one Pulumi secret each
     const iso = new SeedIso(`${name}-cidata`, {
       dir: isoDir,
       vm: vm.name,
-      hash: docs.hash,
-      userData: pulumi.secret(docs.userData),
-      metaData: pulumi.secret(docs.metaData),
-      networkConfig: pulumi.secret(docs.networkConfig),
+      hash,
+      userData: pulumi.secret(docs.apply((d) => d.userData)),
+      metaData: pulumi.secret(docs.apply((d) => d.metaData)),
+      networkConfig: pulumi.secret(docs.apply((d) => d.networkConfig)),
     }, { parent: this });
 
     const placement = new Placement(`${name}-placement`, {
@@ -114,7 +133,7 @@ export class Vm extends pulumi.ComponentResource {
       baseVolume: image.volume,
       // a data dependency on the built ISO: the path exists only once the ISO was renamed into place
       isoFile: iso.path,
-      isoHash: docs.hash,
+      isoHash: seedHash,
       storage: vm.storage,
       migration: vm.migration,
       migrationUri: host.migrationUri,
@@ -122,6 +141,7 @@ export class Vm extends pulumi.ComponentResource {
       guestJump: host.guestJump,
       user: vm.user,
       privateKeyPath: readiness.privateKeyPath,
+      hostKey: key.publicKey,
       staticAddress: r.staticIp,
       knownHosts: r.knownHosts,
       owner: { project: pulumi.getProject(), stack: pulumi.getStack(), resource: `${name}-placement` },
@@ -147,6 +167,8 @@ export class Vm extends pulumi.ComponentResource {
       ...r.route,
       staticAddress: r.staticIp,
       timeoutSeconds: readiness.timeoutSeconds,
+      hostKey: key.publicKey,
+      hostKeyPrivate: pulumi.secret(key.privateKey),
       // a stopped VM (shut off by choice, or moved offline while stopped) is reported as such, not waited for
       powerState: placement.powerState,
       // a move, a new seed, a redefine, a restart or a re-creation (new UUID) means the guest must be checked again
@@ -156,7 +178,7 @@ export class Vm extends pulumi.ComponentResource {
     const p = args.provision;
     const provisioned = p && new Provision(`${name}-provision`, {
       name: vm.name, hostName: placement.hostName, vmId: placement.uuid, address: ready.address, status: ready.status, user: vm.user,
-      privateKeyPath: readiness.privateKeyPath, ...r.route, playbook: p.playbook, playbookHash: p.playbookHash,
+      privateKeyPath: readiness.privateKeyPath, hostKey: key.publicKey, ...r.route, playbook: p.playbook, playbookHash: p.playbookHash,
       vars: p.vars, secretVars: pulumi.secret(p.secretVars), tags: p.tags, timeoutSeconds: p.timeoutSeconds,
     }, { parent: this, dependsOn: [ready] });
 
@@ -169,10 +191,14 @@ export class Vm extends pulumi.ComponentResource {
     // the jump host's own key and known_hosts come from the user's ssh config, as for any ProxyJump
     const prefix = r.route.netns ? `ip netns exec ${r.route.netns} ` : "";
     const via = j ? `-J ${j.user ? `${j.user}@` : ""}${j.host}${j.port ? `:${j.port}` : ""} ` : "";
-    this.sshCommand = pulumi.interpolate`${prefix}ssh ${via}-i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
+    // HostKeyAlias: ssh checks the guest against the knownHosts line (add it to your known_hosts), whatever its address
+    this.sshCommand = pulumi.interpolate`${prefix}ssh ${via}-o HostKeyAlias=${vm.name} -i ${readiness.privateKeyPath} ${vm.user}@${ready.address}`;
+    this.hostKey = key.publicKey;
+    this.knownHosts = pulumi.interpolate`${vm.name} ${key.publicKey}`;
     this.lastMigration = placement.lastMigration;
     this.provisioned = provisioned ? provisioned.result : pulumi.output(undefined);
     this.registerOutputs({ address: this.address, status: this.status, hostName: this.hostName, mac: this.mac, instanceId: this.instanceId, sshCommand: this.sshCommand,
+      hostKey: this.hostKey, knownHosts: this.knownHosts,
       lastMigration: this.lastMigration, provisioned: this.provisioned });
   }
 }

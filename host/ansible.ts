@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { CommandError, run, Runner } from "./runner";
 import type { JumpHost } from "../config/uri";
-import { GUEST_SSH_OPTIONS, jumpConfig, routeArgs } from "./ssh";
+import { guestSshOptions, jumpConfig, knownHostsLine, PinnedKey, routeArgs } from "./ssh";
 import { withPrivateDir } from "./tempFiles";
 
 export interface PlaybookRun {
@@ -15,6 +15,8 @@ export interface PlaybookRun {
   address: string;
   user: string;
   privateKeyPath: string;
+  /** The guest's pinned SSH host key: ansible's ssh accepts only it. */
+  hostKey: PinnedKey;
   /** Run ansible inside this network namespace (the lab's guests live there). */
   netns?: string;
   /** Through the hypervisor's SSH (ProxyJump). */
@@ -43,8 +45,8 @@ export interface PlaybookResult {
   exitCode: number;
 }
 
-/** The inventory: one host, reached as readiness reaches it (same key, same user, the same GUEST_SSH_OPTIONS). */
-export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" | "privateKeyPath" | "jump">, sshConfig?: string): string {
+/** The inventory: one host, reached as readiness reaches it (same key, same user, the same guest SSH options). */
+export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" | "privateKeyPath" | "jump" | "hostKey">, knownHosts: string, sshConfig?: string): string {
   return YAML.stringify({
     all: {
       hosts: {
@@ -52,7 +54,7 @@ export function inventoryYaml(r: Pick<PlaybookRun, "name" | "address" | "user" |
           ansible_host: r.address,
           ansible_user: r.user,
           ansible_ssh_private_key_file: r.privateKeyPath,
-          ansible_ssh_common_args: [...routeArgs(r, sshConfig), ...[...GUEST_SSH_OPTIONS, "ConnectTimeout=10"].flatMap((o) => ["-o", o])].join(" "),
+          ansible_ssh_common_args: [...routeArgs(r, sshConfig), ...[...guestSshOptions(r.hostKey, knownHosts), "ConnectTimeout=10"].flatMap((o) => ["-o", o])].join(" "),
           ansible_python_interpreter: "/usr/bin/python3",
         },
       },
@@ -80,7 +82,8 @@ export function playbookEnv(resultFile: string, projectDir: string, controlDir: 
     VM_INFRA_RESULT_FILE: resultFile,
     ANSIBLE_NOCOLOR: "1",
     ANSIBLE_RETRY_FILES_ENABLED: "0",
-    ANSIBLE_HOST_KEY_CHECKING: "False",
+    // True: with False ansible puts StrictHostKeyChecking=no before the inventory's options, and ssh takes the first
+    ANSIBLE_HOST_KEY_CHECKING: "True",
     ANSIBLE_TIMEOUT: "15",
   };
 }
@@ -102,9 +105,10 @@ export function parseResult(json: string, host: string, exitCode: number): Playb
 export async function runPlaybook(r: PlaybookRun, runner: Runner = run): Promise<PlaybookResult> {
   return withPrivateDir(async (dir) => {
     const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json"), cp: path.join(dir, "cp"),
-      sshConfig: path.join(dir, "ssh_config") };
+      sshConfig: path.join(dir, "ssh_config"), knownHosts: path.join(dir, "known_hosts") };
     if (r.jump) await writeFile(files.sshConfig, jumpConfig(r.jump), { mode: 0o600 });
-    await writeFile(files.inventory, inventoryYaml(r, r.jump ? files.sshConfig : undefined), { mode: 0o600 });
+    await writeFile(files.knownHosts, `${knownHostsLine(r.hostKey)}\n`, { mode: 0o600 });
+    await writeFile(files.inventory, inventoryYaml(r, files.knownHosts, r.jump ? files.sshConfig : undefined), { mode: 0o600 });
     await writeFile(files.vars, JSON.stringify(r.vars), { mode: 0o600 });
     const [file, ...args] = playbookArgv(r, files);
     // 2: a task failed; 4: a host was unreachable (ansible-playbook's exit codes)

@@ -1,19 +1,62 @@
 // SSH to guests: argv built by a pure function. The far side of ssh is a shell: ssh joins `remote` into one line,
-// so only constant commands may go there (never a user value). (BatchMode, no host-key prompts, `--` before the destination), and
-// only constant remote commands. Optionally from inside a network namespace (the lab's guests live there).
+// so only constant commands may go there (never a user value). BatchMode (never a prompt), only the given key, `--`
+// before the destination, and the guest's host key checked against exactly the one vm-infra made for it (never
+// trusted on first use). Optionally from inside a network namespace (the lab's guests) or through the hypervisor.
+import { createHash } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import * as path from "node:path";
 import type { JumpHost } from "../config/uri";
-import { run, Runner } from "./runner";
+import { CommandError, run, Runner } from "./runner";
 import { endpointKey, SshGate, sshGate } from "./sshGate";
-import { withPrivateFile } from "./tempFiles";
+import { withPrivateDir, withPrivateFile } from "./tempFiles";
+
+/** The one host key a guest may answer with, under the name (its VM's) that known_hosts files it by. */
+export interface PinnedKey {
+  alias: string;
+  /** "ssh-ed25519 AAAA..." */
+  publicKey: string;
+}
 
 export interface SshTarget {
   user: string;
   address: string;
   privateKeyPath: string;
+  hostKey: PinnedKey;
   /** From inside this network namespace (the local lab). */
   netns?: string;
   /** Through this hypervisor's SSH (ProxyJump): for an operator with no route to the guest network. */
   jump?: JumpHost;
+}
+
+/** The files a guest SSH reads: a known_hosts with the pinned key only, and the jump host's ssh_config if any. */
+export interface GuestFiles {
+  knownHosts: string;
+  config?: string;
+}
+
+/** The known_hosts line that pins a guest's key (also the VM's `knownHosts` output, for the user's own ssh). Pure. */
+export const knownHostsLine = (k: PinnedKey) => `${k.alias} ${k.publicKey}`;
+
+/** "SHA256:..." as ssh-keygen -l prints it, of a "type base64" public key. Pure. */
+export function fingerprint(publicKey: string): string {
+  const blob = Buffer.from(publicKey.trim().split(/\s+/)[1] ?? "", "base64");
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** A guest that answered with another host key than its pinned one: nothing was run on it. */
+export class GuestHostKeyError extends Error {
+  override readonly name = "GuestHostKeyError";
+  constructor(readonly target: Pick<SshTarget, "address" | "hostKey">, readonly offered?: string) {
+    super(`${target.hostKey.alias} at ${target.address}: the guest answered with another SSH host key${offered ? ` (${offered})` : ""} than the one vm-infra ` +
+      `made for it (${fingerprint(target.hostKey.publicKey)}); refused, nothing was run on it`);
+  }
+}
+
+/** The offered key's fingerprint when ssh refused a guest for its host key; undefined for any other failure. Pure. */
+export function hostKeyRefusal(stderr: string): { offered?: string } | undefined {
+  if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No (ED25519 )?host key is known/i.test(stderr)) return undefined;
+  const m = /key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)/.exec(stderr);
+  return m ? { offered: m[1] } : {};
 }
 
 /** The jump host's name inside vm-infra's own ssh_config (the one file ssh reads when it is given). */
@@ -38,22 +81,37 @@ export function withRoute<T>(t: Pick<SshTarget, "jump">, f: (configFile?: string
 
 /**
  * How vm-infra's SSH reaches a guest (readiness, health checks, the provisioning inventory): never a prompt, only the
- * given key, and guest host keys not checked (vm-infra does not pin them yet: the lab reaches guests only from inside
- * its own namespaces). The one place this policy is written.
+ * given key, and the guest's host key looked up under its VM's name in a known_hosts that holds only the pinned key
+ * (the system's known_hosts is not read). The one place this policy is written. Pure.
  */
-export const GUEST_SSH_OPTIONS = ["BatchMode=yes", "IdentitiesOnly=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"] as const;
+export function guestSshOptions(k: PinnedKey, knownHosts: string): string[] {
+  return ["BatchMode=yes", "IdentitiesOnly=yes", "StrictHostKeyChecking=yes", `UserKnownHostsFile=${knownHosts}`, "GlobalKnownHostsFile=/dev/null",
+    `HostKeyAlias=${k.alias}`, `HostKeyAlgorithms=${k.publicKey.split(" ")[0]}`];
+}
 
-/** The guest's route as ssh options: a jump needs the ssh_config that withRoute writes. */
+/** Writes a guest SSH's files into a private directory (removed afterwards) and passes their paths to `f`. */
+export function withGuestFiles<T>(t: Pick<SshTarget, "hostKey" | "jump">, f: (files: GuestFiles) => Promise<T>): Promise<T> {
+  return withPrivateDir(async (dir) => {
+    const knownHosts = path.join(dir, "known_hosts");
+    await writeFile(knownHosts, `${knownHostsLine(t.hostKey)}\n`, { mode: 0o600 });
+    if (!t.jump) return f({ knownHosts });
+    const config = path.join(dir, "ssh_config");
+    await writeFile(config, jumpConfig(t.jump), { mode: 0o600 });
+    return f({ knownHosts, config });
+  });
+}
+
+/** The guest's route as ssh options: a jump needs the ssh_config that withRoute/withGuestFiles writes. */
 export function routeArgs(t: Pick<SshTarget, "jump">, configFile?: string): string[] {
   if (!t.jump) return [];
   if (!configFile) throw new Error("ssh: a jump host needs its ssh_config (withRoute)");
   return ["-F", configFile, "-o", `ProxyJump=${JUMP_ALIAS}`];
 }
 
-export function sshArgv(t: SshTarget, remote: readonly string[], connectTimeoutS = 5, configFile?: string): string[] {
+export function sshArgv(t: SshTarget, remote: readonly string[], files: GuestFiles, connectTimeoutS = 5): string[] {
   const ssh = [
-    "ssh", ...routeArgs(t, configFile), "-i", t.privateKeyPath,
-    ...[...GUEST_SSH_OPTIONS, "LogLevel=ERROR", `ConnectTimeout=${connectTimeoutS}`].flatMap((o) => ["-o", o]),
+    "ssh", ...routeArgs(t, files.config), "-i", t.privateKeyPath,
+    ...[...guestSshOptions(t.hostKey, files.knownHosts), "LogLevel=ERROR", `ConnectTimeout=${connectTimeoutS}`].flatMap((o) => ["-o", o]),
     "-l", t.user, "--", t.address, ...remote,
   ];
   return t.netns ? ["ip", "netns", "exec", t.netns, ...ssh] : ssh;
@@ -63,10 +121,20 @@ export function sshArgv(t: SshTarget, remote: readonly string[], connectTimeoutS
 const viaJump = <T>(t: Pick<SshTarget, "jump">, f: () => Promise<T>, gate: SshGate): Promise<T> =>
   t.jump ? gate.through(endpointKey(t.jump), f) : f();
 
-export async function sshRun(t: SshTarget, remote: readonly string[], timeoutMs: number, runner: Runner = run, gate: SshGate = sshGate) {
-  return withRoute(t, (cfg) => {
-    const [file, ...args] = sshArgv(t, remote, 5, cfg);
-    return viaJump(t, () => runner(file, args, { timeoutMs }), gate);
+/**
+ * Runs a constant command on the guest (`input`, if any, on its stdin: the way values reach the far side). A guest
+ * that answers with another host key fails with GuestHostKeyError.
+ */
+export async function sshRun(t: SshTarget, remote: readonly string[], timeoutMs: number, runner: Runner = run, gate: SshGate = sshGate, input?: string) {
+  return withGuestFiles(t, async (files) => {
+    const [file, ...args] = sshArgv(t, remote, files);
+    try {
+      return await viaJump(t, () => runner(file, args, { timeoutMs, ...(input !== undefined ? { input, secrets: [input] } : {}) }), gate);
+    } catch (e) {
+      const refused = e instanceof CommandError && e.exitCode === 255 ? hostKeyRefusal(e.stderrTail) : undefined;
+      if (refused) throw new GuestHostKeyError(t, refused.offered);
+      throw e;
+    }
   });
 }
 

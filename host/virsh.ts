@@ -129,6 +129,23 @@ export class Virsh {
     return users;
   }
 
+  /**
+   * A small file inside the guest, read through its guest agent (libvirt's channel to the guest, not the network): open,
+   * read, close. Only constant JSON built here reaches virsh; the guest's answer is parsed, never run.
+   */
+  async agentReadFile(name: string, file: string, maxBytes = 65_536): Promise<string> {
+    const agent = async <T>(execute: string, args: Record<string, unknown>): Promise<T> =>
+      (JSON.parse(await this.exec(["qemu-agent-command", "--timeout", "10", "--", name, JSON.stringify({ execute, arguments: args })], 20_000)) as { return: T }).return;
+    const handle = await agent<number>("guest-file-open", { path: file, mode: "r" });
+    try {
+      const r = await agent<{ "buf-b64": string; eof: boolean }>("guest-file-read", { handle, count: maxBytes });
+      if (!r.eof) throw new Error(`${name}: ${file} in the guest is larger than ${maxBytes} bytes`);
+      return Buffer.from(r["buf-b64"], "base64").toString("utf8");
+    } finally {
+      await agent("guest-file-close", { handle }).catch(() => undefined);
+    }
+  }
+
   /** Deletes a volume; already gone is success. */
   async deleteVolume(pool: string, vol: string): Promise<void> {
     try {

@@ -6,7 +6,8 @@ import * as path from "node:path";
 import { buildSeedIso } from "../host/iso";
 import { cloudInitDocs } from "../cloud-init/documents";
 import { MIGRATION_DEFAULTS, macFor } from "../config/spec";
-import { sshRun } from "../host/ssh";
+import { PinnedKey, sshRun } from "../host/ssh";
+import { makeHostKey } from "../providers/hostKey";
 import type { GuestRoute } from "../config/resolve";
 import { Virsh } from "../host/virsh";
 import { domainXml } from "../libvirt/domain";
@@ -21,6 +22,8 @@ export interface RawVm {
   mac: string;
   address: string;
   user: string;
+  /** The guest's SSH host key, made here and handed to cloud-init as vm-infra does: every SSH to it checks it. */
+  hostKey: PinnedKey;
 }
 
 /** Uploads the base image into `pool` unless it is there; returns whether it did (the caller removes it then). */
@@ -49,8 +52,10 @@ export async function rawBoot(v: Virsh, o: RawBootOptions) {
   const user = o.user ?? "ops";
   const vm = { name: o.name, host: "raw", vcpus: 1, memoryMiB: 768, diskGiB: 4, user, sshKeys: [o.publicKey], packages: [], mac: macFor(o.name),
     storage: "local" as const, migration: MIGRATION_DEFAULTS, tags: [] };
-  const docs = cloudInitDocs(vm);
   const t0 = Date.now();
+  const key = await makeHostKey();
+  const hostKey: PinnedKey = { alias: o.name, publicKey: key.publicKey };
+  const docs = cloudInitDocs(vm, key);
   const iso = path.join(LAB_DIR, "raw-iso", `${o.name}.iso`);
   await buildSeedIso({ "user-data": docs.userData, "meta-data": docs.metaData, "network-config": docs.networkConfig }, iso);
   await v.exec(["vol-create-as", "--pool", o.pool, "--name", `${o.name}.qcow2`, "--capacity", "4G", "--format", "qcow2", "--backing-vol", o.base.volume,
@@ -70,14 +75,14 @@ export async function rawBoot(v: Virsh, o: RawBootOptions) {
   while (!tSsh) {
     if (Date.now() > deadline) throw new Error(`${o.name}: no SSH within 20 min`);
     address = await findAddress(v, o.name, vm.mac);
-    const target = { user, address: address ?? "", privateKeyPath: o.keyPath, ...o.route };
+    const target = { user, address: address ?? "", privateKeyPath: o.keyPath, ...o.route, hostKey };
     if (address && (await sshRun(target, ["true"], 15_000).then(() => true, () => false))) tSsh = Date.now();
     else await new Promise((r) => setTimeout(r, 1000));
   }
-  const status = await sshRun({ user, address: address!, privateKeyPath: o.keyPath, ...o.route }, ["cloud-init", "status", "--wait"], 1_800_000);
+  const status = await sshRun({ user, address: address!, privateKeyPath: o.keyPath, ...o.route, hostKey }, ["cloud-init", "status", "--wait"], 1_800_000);
   const tDone = Date.now();
   return {
-    vm: { name: o.name, pool: o.pool, mac: vm.mac, address: address!, user } as RawVm,
+    vm: { name: o.name, pool: o.pool, mac: vm.mac, address: address!, user, hostKey } as RawVm,
     cloudInit: status.stdout.trim(),
     prepareMs: tDefine - t0, sshMs: tSsh - tDefine, doneMs: tDone - tDefine, totalMs: tDone - t0,
   };

@@ -20,6 +20,8 @@ export interface ProvisionInputs {
   status: string;
   user: string;
   privateKeyPath: string;
+  /** The guest's pinned SSH host key (readiness verified it on the guest before this runs). */
+  hostKey: string;
   netns?: string;
   jump?: JumpHost;
   /** Absolute path of the playbook, and the hash of the files in its directory. */
@@ -84,7 +86,7 @@ async function provision(i: ProvisionInputs, why: string): Promise<ProvisionOutp
   say(`${i.name}: running ${path.basename(i.playbook)} on ${i.address} (${why})`);
   const t0 = Date.now();
   const r = await runPlaybook({
-    name: i.name, address: i.address, user: i.user, privateKeyPath: i.privateKeyPath, netns: i.netns, jump: i.jump, playbook: i.playbook,
+    name: i.name, address: i.address, user: i.user, privateKeyPath: i.privateKeyPath, hostKey: { alias: i.name, publicKey: i.hostKey }, netns: i.netns, jump: i.jump, playbook: i.playbook,
     vars: { ...i.vars, ...i.secretVars }, tags: i.tags, timeoutMs: i.timeoutSeconds * 1000, projectDir: path.join(__dirname, "..", ".."),
   });
   const seconds = Math.round((Date.now() - t0) / 100) / 10;

@@ -1,9 +1,12 @@
 // Readiness: an address (the DHCP lease, else the guest agent, or the static address), then an SSH login with the
-// configured key and `cloud-init status --wait` reporting done, within a bounded wait. No host changes.
+// configured key, the guest's host key checked against its pinned one, and `cloud-init status --wait` reporting done,
+// within a bounded wait. No host changes; in the guest, only the pinned host key installed where it never was
+// (providers/guestHostKey.ts).
 import * as pulumi from "@pulumi/pulumi";
 import { say } from "./say";
 import { Virsh } from "../host/virsh";
-import { sshRun } from "../host/ssh";
+import { GuestHostKeyError, sshRun, SshTarget } from "../host/ssh";
+import { installPinnedKey, onKeyRefusal } from "./guestHostKey";
 import { parseDomifaddr } from "../libvirt/domain";
 import { poll, PollTimeout } from "../host/poll";
 import type { HostSpec, ReadinessSpec, VmSpec } from "../config/spec";
@@ -19,6 +22,9 @@ export interface ReadyInputs extends Pick<VmSpec, "name" | "mac" | "user">, Pick
   powerState?: string;
   /** Changes whenever the placement restarts the guest, so readiness is checked again. */
   generation: string;
+  /** The guest's pinned SSH host key ("ssh-ed25519 AAAA..."), and its private half (a secret) to install it where it never was. */
+  hostKey: string;
+  hostKeyPrivate: string;
 }
 
 export interface ReadyOutputs extends ReadyInputs {
@@ -27,6 +33,8 @@ export interface ReadyOutputs extends ReadyInputs {
   readySeconds: number;
   /** What readiness found: "ready", or the domain's state when the VM is not running (e.g. "shut off"). */
   status: string;
+  /** The host key the guest last answered with when it was found ready: from then on, another one is refused. */
+  verifiedHostKey?: string;
 }
 
 /**
@@ -45,7 +53,7 @@ export async function findAddress(v: Virsh, name: string, mac: string): Promise<
   return undefined;
 }
 
-export async function waitReady(i: ReadyInputs, log: (s: string) => void = () => undefined): Promise<ReadyOutputs> {
+export async function waitReady(i: ReadyInputs, log: (s: string) => void = () => undefined, verifiedBefore?: string): Promise<ReadyOutputs> {
   const t0 = Date.now();
   const v = new Virsh(i.uri);
   // a stopped VM was stopped by someone on purpose (by hand, or it was moved while stopped): say so, do not wait for it
@@ -53,21 +61,31 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
     const now = await v.domainState(i.name).catch(() => i.powerState);
     if (now !== "running") {
       log(`${i.name}: ${now ?? "not defined"} on ${i.uri}: not started by vm-infra, readiness not checked (start it with virsh start, then pulumi up)`);
-      return { ...i, address: "", readySeconds: 0, status: now ?? "absent" };
+      return { ...i, address: "", readySeconds: 0, status: now ?? "absent", ...(verifiedBefore ? { verifiedHostKey: verifiedBefore } : {}) };
     }
   }
   let address = i.staticAddress;
+  let installed = false;
   const end = t0 + i.timeoutSeconds * 1000;
   try {
     return await poll<ReadyOutputs>(async () => {
       address = i.staticAddress ?? (await findAddress(v, i.name, i.mac));
       if (!address) return { retry: "no address yet" };
+      const target: SshTarget = { user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns, jump: i.jump, hostKey: { alias: i.name, publicKey: i.hostKey } };
       try {
-        const r = await sshRun({ user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns, jump: i.jump }, ["cloud-init", "status", "--wait"],
-          Math.max(5000, Math.min(end - Date.now(), 300_000)));
-        if (/status: done/.test(r.stdout)) return { value: { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready" } };
+        const r = await sshRun(target, ["cloud-init", "status", "--wait"], Math.max(5000, Math.min(end - Date.now(), 300_000)));
+        if (/status: done/.test(r.stdout))
+          return { value: { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready", verifiedHostKey: i.hostKey } };
         return { retry: `cloud-init: ${r.stdout.trim()}` };
       } catch (e) {
+        if (e instanceof GuestHostKeyError) {
+          if (onKeyRefusal(i.hostKey, verifiedBefore) === "refuse" || installed)
+            throw new Error(`${e.message}. ${installed ? "It still did after vm-infra installed the pinned key" : "vm-infra verified the pinned key on this guest before, so the key changed since"}; ` +
+              "nothing was changed. If that was on purpose, put the pinned key back in the guest or replace the VM; if not, someone may be in the middle");
+          await installPinnedKey(v, i.name, target, i.hostKeyPrivate, log);
+          installed = true;
+          return { retry: "pinned host key installed" };
+        }
         // exit 2 is "done, with recoverable errors": the VM is up but its config did not fully apply
         const m = e instanceof Error ? e.message : String(e);
         if (/status: (error|degraded)/.test(m)) throw new Error(`${i.name}: cloud-init finished with errors: ${m}`);
@@ -97,8 +115,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     const outs = await waitReady(i, say);
     return { id: i.name, outs };
   },
-  async update(_id: string, _olds: ReadyOutputs, news: ReadyInputs) {
-    return { outs: await waitReady(news, say) };
+  async update(_id: string, olds: ReadyOutputs, news: ReadyInputs) {
+    return { outs: await waitReady(news, say, olds.verifiedHostKey) };
   },
   /** Refresh: the domain's state and address now (a stopped or vanished VM shows here; the placement recreates it). */
   async read(id: string, props: ReadyOutputs) {

@@ -18,11 +18,11 @@ async function main(): Promise<void> {
   const vars = { app_config: "listen=8080\n", packages: [] };
   await writeLabStack(bench.root, bench.stack, [{ name: "bench-prov", host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", provision: { vars } }], image, publicKey);
   const upMs = await bench.timed(["up", "--yes", "--skip-preview"]);
-  const vm = (await bench.vmsOutput())["bench-prov"] as { address: string; provisioned: { seconds: number; changed: number } };
+  const vm = (await bench.vmsOutput())["bench-prov"] as { address: string; hostKey: string; provisioned: { seconds: number; changed: number } };
   const playbookMs = vm.provisioned.seconds * 1000;
   const t0 = Date.now();
   const byHand = await runPlaybook({ name: "bench-prov", address: vm.address, user: "ops", privateKeyPath: KEY_PATH, netns: HOSTS[0].netns,
-    playbook: path.join(bench.root, "ansible", "site.yml"), vars, tags: [], timeoutMs: 30 * 60_000, projectDir: bench.root });
+    hostKey: { alias: "bench-prov", publicKey: vm.hostKey }, playbook: path.join(bench.root, "ansible", "site.yml"), vars, tags: [], timeoutMs: 30 * 60_000, projectDir: bench.root });
   const handMs = Date.now() - t0;
   await bench.timed(["destroy", "--yes", "--skip-preview"]);
   await bench.remove();

@@ -1,7 +1,8 @@
 // Step 4 of a move: the target proves the VM runs there as configured, each check retried until its deadline.
 import { run } from "../../host/runner";
 import { guestRoute } from "../../config/resolve";
-import { jumpTcp, sshRun } from "../../host/ssh";
+import { GuestHostKeyError, jumpTcp, sshRun } from "../../host/ssh";
+import { GUEST_KEY_FILE, parsePublicKey } from "../guestHostKey";
 import { Virsh } from "../../host/virsh";
 import { parseDomainXml } from "../../libvirt/domain";
 import { poll, PollTimeout } from "../../host/poll";
@@ -41,7 +42,21 @@ export function healthChecks(r: MoveRequest, T: Virsh, paths: { diskPath: string
       name: "SSH login",
       run: async () => {
         const address = await guestAddress(r, T);
-        await sshRun({ user: r.guest.user, address, privateKeyPath: r.guest.privateKeyPath, ...guestRoute(r.to) }, ["true"], 20_000);
+        const login = (publicKey: string) => sshRun({ user: r.guest.user, address, privateKeyPath: r.guest.privateKeyPath, ...guestRoute(r.to),
+          hostKey: { alias: r.name, publicKey } }, ["true"], 20_000);
+        // a guest that never had its pinned key (made before vm-infra pinned keys; readiness installs it after this
+        // update's move) logs in with the key it has, read through its guest agent: verified, never trusted on first use
+        const own = async () => parsePublicKey(await T.agentReadFile(r.name, `${GUEST_KEY_FILE}.pub`));
+        if (!r.guest.hostKey) {
+          const key = await own();
+          if (!key) throw new Error(`no ed25519 host key in ${GUEST_KEY_FILE}.pub (read through the guest agent)`);
+          return void (await login(key));
+        }
+        await login(r.guest.hostKey).catch(async (e) => {
+          const key = e instanceof GuestHostKeyError ? await own() : undefined;
+          if (!key) throw e;
+          await login(key);
+        });
       },
     },
   ];

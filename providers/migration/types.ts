@@ -18,7 +18,8 @@ export interface MoveRequest extends DomainSpec, Pick<VmSpec, "name" | "diskGiB"
   baseVolume: string;
   overlayVolume: string;
   isoVolume: string;
-  guest: { user: string; privateKeyPath: string; staticAddress?: string };
+  /** hostKey: the guest's pinned SSH host key (absent only in the state of VMs made before keys were pinned). */
+  guest: { user: string; privateKeyPath: string; staticAddress?: string; hostKey?: string };
   /**
    * An earlier move of vm-infra shut this VM down and failed before it could start it again (the state's
    * stoppedByMove): a source found shut off counts as running, so the VM is started where it lands and checked there.

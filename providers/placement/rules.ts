@@ -16,11 +16,13 @@ export interface PlacementInputs extends DomainSpec, Pick<VmSpec, "name" | "disk
   Pick<HostSpec, "uri" | "pool" | "migrationUri" | "guestNetns" | "guestJump"> {
   hostName: string;
   baseVolume: string;
-  /** Local ISO file built by the seed ISO resource; named by isoHash. */
+  /** Local ISO file built by the seed ISO resource (named by the documents' whole hash). */
   isoFile: string;
+  /** The documents' hash without the host key (cloud-init/documents.ts seedHash): a new one restarts the VM. */
   isoHash: string;
-  /** The guest login used by post-move health checks. */
+  /** The guest login used by post-move health checks, and the guest's pinned SSH host key. */
   privateKeyPath: string;
+  hostKey?: string;
   staticAddress?: string;
   /** Every configured host (name -> uri and the pool this VM would use there): where refresh looks for the VM. */
   knownHosts: Record<string, KnownHost>;
@@ -74,7 +76,7 @@ export const RESTART_KEYS = [...DOMAIN_SPEC_KEYS, "isoHash"] as const;
  */
 export const MOVE_KEYS = ["hostName"] as const;
 /** Recorded only: how the next move will run, how health checks log in, where refresh looks. */
-export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "staticAddress", "knownHosts", "owner", "adopt", "tags", "group", "drainedFrom", "limits"] as const;
+export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migrationUri", "guestNetns", "guestJump", "user", "privateKeyPath", "hostKey", "staticAddress", "knownHosts", "owner", "adopt", "tags", "group", "drainedFrom", "limits"] as const;
 
 /**
  * Volume names carry the placement's instance (random at create): a replacement, another stack or a VM of the same
@@ -165,7 +167,7 @@ export function moveRequest(olds: PlacementOutputs, news: PlacementInputs): Move
     // the running domain is the old definition: it moves as it is, and a changed definition is applied afterwards
     ...pick(olds, DOMAIN_SPEC_KEYS), diskGiB: olds.diskGiB, baseVolume: olds.baseVolume,
     overlayVolume: olds.overlayVolume ?? overlayName(olds.name), isoVolume: olds.isoVolume,
-    guest: { user: news.user, privateKeyPath: news.privateKeyPath, staticAddress: news.staticAddress },
+    guest: { user: news.user, privateKeyPath: news.privateKeyPath, staticAddress: news.staticAddress, hostKey: news.hostKey },
     startStopped: !!olds.stoppedByMove,
   };
 }

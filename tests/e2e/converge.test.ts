@@ -10,7 +10,7 @@ import { labDown } from "../../lab/hosts";
 import { Image } from "../../lab/image";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { extended, outputs, pulumi, up, upExpectingFailure } from "../support/pulumiCli";
-import { guestSsh, virsh } from "../support/lab";
+import { guestSsh, pinnedKey, virsh } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
@@ -32,8 +32,11 @@ const res = async (suffix: string) => {
   return r;
 };
 const placement = async () => (await res(`${VM}-placement`)).outputs;
-const address = async () => ((await outputs(h)).vms as Record<string, { address: string }>)[VM].address;
-const ssh = async (line: string) => guestSsh("ops", await address(), "hv-a", [line]);
+const vmsOut = async () => (await outputs(h)).vms as Record<string, { address: string; hostKey: string }>;
+const ssh = async (line: string) => {
+  const vms = await vmsOut();
+  return guestSsh("ops", vms[VM].address, "hv-a", pinnedKey(vms, VM), [line]);
+};
 
 /** The VM runs; its disks are where the domain points, the overlay's backing file is in the pool; SSH works. */
 async function expectHealthy(): Promise<void> {

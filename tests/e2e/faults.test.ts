@@ -12,7 +12,8 @@ import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { CommandError, run } from "../../host/runner";
 import { outputs, pulumi, stateOutputs, up } from "../support/pulumiCli";
-import { guestSsh } from "../support/lab";
+import { guestSsh, pinnedKey } from "../support/lab";
+import type { PinnedKey } from "../../host/ssh";
 import { Fault, Phase, copiesOf, cutMigrationNetwork, hitLibvirtd, killPulumi, recoverHosts, volumesNamed, waitForPhase } from "../support/faults";
 
 jest.setTimeout(90 * 60_000);
@@ -66,14 +67,15 @@ async function configure(host: string, migration?: Record<string, unknown>): Pro
 
 const stateOf = () => stateOutputs(h, `${VM}-placement`);
 
-const address = async () => ((await outputs(h)).vms as Record<string, { address: string }>)[VM].address;
+const vmsOut = async () => (await outputs(h)).vms as Record<string, { address: string; hostKey: string }>;
 let guestAddress = "";
+let guestKey: PinnedKey;
 /** SSH to the guest from `host`'s namespace; a guest that is still booting (an offline move restarts it) is waited for. */
 async function ssh(host: string, line: string, timeoutMs = 240_000) {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return await guestSsh("ops", guestAddress, host, [line]);
+      return await guestSsh("ops", guestAddress, host, guestKey, [line]);
     } catch (e) {
       if (!(e instanceof CommandError) || e.exitCode !== 255 || Date.now() > end) throw e; // 255: ssh could not connect
       await new Promise((r) => setTimeout(r, 3000));
@@ -88,7 +90,9 @@ beforeAll(async () => {
   await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
   await configure(at);
   await up(h);
-  guestAddress = await address();
+  const vms = await vmsOut();
+  guestAddress = vms[VM].address;
+  guestKey = pinnedKey(vms, VM);
   await ssh(at, "echo before > /home/ops/marker-0 && sync");
 });
 

@@ -53,9 +53,9 @@ test("plan of a create under --expect-no-changes: exit 7, the JSON lists every s
   const j = r.json!;
   expect({ ...j, startedAt: "T", durationSeconds: 0 }).toEqual({
     schemaVersion: 1, command: "plan", stack: "e2e-gitops", result: "changes", exitCode: 7, startedAt: "T", durationSeconds: 0,
-    changeSummary: { create: 7 }, steps: expect.any(Array), migrations: [], policies: [], warnings: [], errors: [],
+    changeSummary: { create: 8 }, steps: expect.any(Array), migrations: [], policies: [], warnings: [], errors: [],
   });
-  expect(brief(j)).toEqual(["create BaseImage base-hv-a", "create BaseImageVolume base-hv-a-volume", "create Placement ops-a-placement",
+  expect(brief(j)).toEqual(["create BaseImage base-hv-a", "create BaseImageVolume base-hv-a-volume", "create HostKey ops-a-hostkey", "create Placement ops-a-placement",
     "create Ready ops-a-ready", "create SeedIso ops-a-cidata", "create Vm ops-a"]);
   expect(r.md!.slice(0, r.md!.indexOf("<details>"))).toMatchSnapshot();
   expect(await inventory()).toEqual(before);
@@ -72,7 +72,7 @@ test("apply creates the VM; a second apply at the same time is refused by the st
   expect(second.json!.errors.join("\n")).toMatch(/^stack e2e-gitops is locked by another update( \(.*\))?: nothing was done; run again when it has finished/);
   const a = await first;
   expect([a.exitCode, a.json!.result, a.json!.errors]).toEqual([0, "succeeded", []]);
-  expect(a.json!.changeSummary).toEqual({ create: 7 });
+  expect(a.json!.changeSummary).toEqual({ create: 8 });
   expect((a.json!.outputs!.vms as Record<string, { host: string; status: string }>)["ops-a"]).toMatchObject({ host: "hv-a", status: "ready" });
   expect(await whereIs("ops-a")).toEqual({ "hv-a": "running" });
   const again = await cli(["plan", "--expect-no-changes"]);

@@ -12,7 +12,7 @@ import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
 import { TOPOLOGY, extended, outputs, previewSteps, pulumi, stateOutputs, stopVmInfra, up, upExpectingFailure, urnName, vmInfra } from "../support/pulumiCli";
-import { guestSsh, inventory, virsh, waitForJob, whereIs } from "../support/lab";
+import { guestSsh, inventory, pinnedKey, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
@@ -65,12 +65,12 @@ async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Re
 /** What the state says about a VM's placement (not the stack outputs: those are the program's view). */
 const stateOf = (name: string) => stateOutputs(h, `${name}-placement`);
 
-type VmOut = { address: string; host: string; lastMigration?: Record<string, unknown> };
+type VmOut = { address: string; host: string; hostKey: string; lastMigration?: Record<string, unknown> };
 const vmsOf = async () => (await outputs(h)).vms as Record<string, VmOut>;
 
 async function sshTo(name: string, remote: string[], input?: string) {
-  const vm = (await vmsOf())[name];
-  return guestSsh("ops", vm.address, vm.host, remote, input);
+  const vms = await vmsOf();
+  return guestSsh("ops", vms[name].address, vms[name].host, pinnedKey(vms, name), remote, input);
 }
 
 /** Exactly one defined domain, running, on `host`; the state agrees. */

@@ -44,16 +44,16 @@ test("define with a NoCloud ISO, SSH with a fresh key, cloud-init done", async (
   });
   vm = r.vm;
   expect(r.cloudInit).toMatch(/status: done/);
-  const who = await sshRun({ user: "labuser", address: vm.address, privateKeyPath: key, netns: A.netns }, ["id -un; hostname"], 30_000);
+  const who = await sshRun({ user: "labuser", address: vm.address, privateKeyPath: key, netns: A.netns, hostKey: vm.hostKey }, ["id -un; hostname"], 30_000);
   expect(who.stdout.trim().split("\n")).toEqual(["labuser", "raw-1"]);
   console.log(`raw-virsh: define -> SSH ${(r.sshMs / 1000).toFixed(1)} s, define -> cloud-init done ${(r.doneMs / 1000).toFixed(1)} s`);
 });
 
 test("live-migrate hv-a -> hv-b with virsh, then SSH again from hv-b", async () => {
   expect(vm).toBeDefined();
-  await sshRun({ user: "labuser", address: vm!.address, privateKeyPath: key, netns: A.netns }, ["echo before-move > /tmp/m && sync"], 30_000);
+  await sshRun({ user: "labuser", address: vm!.address, privateKeyPath: key, netns: A.netns, hostKey: vm!.hostKey }, ["echo before-move > /tmp/m && sync"], 30_000);
   await new Virsh(uri(A)).exec(["migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe", "--", "raw-1", migrationUri(B)], 300_000);
   expect(await whereIs("raw-1")).toEqual({ "hv-b": "running" });
-  const after = await sshRun({ user: "labuser", address: vm!.address, privateKeyPath: key, netns: B.netns }, ["cat /tmp/m; hostname"], 30_000);
+  const after = await sshRun({ user: "labuser", address: vm!.address, privateKeyPath: key, netns: B.netns, hostKey: vm!.hostKey }, ["cat /tmp/m; hostname"], 30_000);
   expect(after.stdout.trim().split("\n")).toEqual(["before-move", "raw-1"]);
 });

@@ -6,7 +6,8 @@
 // state holds no plaintext key; provisioning (issue 13) on e2e-b; destroy leaves no domain or volume behind.
 import * as path from "node:path";
 import { run } from "../../host/runner";
-import { sshRun } from "../../host/ssh";
+import { fingerprint, sshRun } from "../../host/ssh";
+import { parsePublicKey } from "../../providers/guestHostKey";
 import { Virsh } from "../../host/virsh";
 import { HOSTS, KNOWN_HOSTS, OPS, sshUri, uri } from "../../lab/layout";
 import { jumpHostOf, JumpHost } from "../../config/uri";
@@ -26,7 +27,7 @@ const h = { dir: root, stack: "e2e-vm", ...(remote ? { netns: OPS.netns } : {}) 
 let image: Image;
 let publicKey: string;
 
-type VmOut = { address: string; host: string; mac: string; instanceId: string; ssh: string };
+type VmOut = { address: string; host: string; mac: string; instanceId: string; ssh: string; hostKey: string; knownHosts: string };
 const vmsOf = async () => (await outputs(h)).vms as Record<string, VmOut>;
 const vmConfig = (memA: number, extra?: string, provision?: Record<string, unknown>) => [
   { name: "e2e-a", host: "hv-a", memoryMiB: memA, diskGiB: 4, user: "ops", ...(extra ? { extraUserData: extra } : {}) },
@@ -34,7 +35,8 @@ const vmConfig = (memA: number, extra?: string, provision?: Record<string, unkno
 ];
 const jumpOf = (host: string) => jumpHostOf(sshUri(HOSTS.find((x) => x.name === host)!)) as JumpHost;
 /** SSH to a guest as the user reaches it: remote, from the operator namespace through its hypervisor; local, from the host's namespace. */
-const ssh = (vm: VmOut, cmd: string[]) => sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH,
+const keyOf = (vm: VmOut) => ({ alias: vm.knownHosts.split(" ")[0], publicKey: vm.hostKey });
+const ssh = (vm: VmOut, cmd: string[]) => sshRun({ user: "ops", address: vm.address, privateKeyPath: KEY_PATH, hostKey: keyOf(vm),
   ...(remote ? { netns: OPS.netns, jump: jumpOf(vm.host) } : { netns: HOSTS.find((x) => x.name === vm.host)!.netns }) }, cmd, 60_000);
 const write = (vms: unknown[], hosts?: Record<string, unknown>, hh = h) =>
   writeLabStack(root, hh.stack, vms, image, publicKey, hosts ? { "vm-infra:hosts": hosts } : {}, undefined, TOPOLOGY);
@@ -100,10 +102,10 @@ test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
   expect(vms["e2e-b"].host).toBe("hv-b");
   // remote: the user's printed command goes through the same hypervisor; the operator namespace has no route to the guest
   if (remote) {
-    expect(vms["e2e-a"].ssh).toBe(`ssh -J root@192.168.251.1 -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
-    await expect(sshRun({ user: "ops", address: vms["e2e-a"].address, privateKeyPath: KEY_PATH, netns: OPS.netns }, ["true"], 30_000))
+    expect(vms["e2e-a"].ssh).toBe(`ssh -J root@192.168.251.1 -o HostKeyAlias=e2e-a -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
+    await expect(sshRun({ user: "ops", address: vms["e2e-a"].address, privateKeyPath: KEY_PATH, netns: OPS.netns, hostKey: keyOf(vms["e2e-a"]) }, ["true"], 30_000))
       .rejects.toThrow(/Network is unreachable/);
-  } else expect(vms["e2e-a"].ssh).toBe(`ip netns exec vmi-hv-a ssh -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
+  } else expect(vms["e2e-a"].ssh).toBe(`ip netns exec vmi-hv-a ssh -o HostKeyAlias=e2e-a -i ${KEY_PATH} ops@${vms["e2e-a"].address}`);
   const a = await ssh(vms["e2e-a"], ["sudo", "-n", "true"]);
   expect(a.exitCode).toBe(0);
   const b = await ssh(vms["e2e-b"], ["hostname"]);
@@ -120,6 +122,61 @@ test("the state holds no plaintext SSH key", async () => {
   const keyBody = publicKey.split(" ")[1];
   expect(stdout).not.toContain(keyBody);
   expect(stdout).toContain(specialSigKey); // Pulumi's secret signature: secrets are there, encrypted
+});
+
+// issue 10 item 4: guest host keys pinned, never trusted on first use
+const agentKey = async (vm: string, host: string) =>
+  parsePublicKey(await new Virsh(uri(HOSTS.find((x) => x.name === host)!)).agentReadFile(vm, "/etc/ssh/ssh_host_ed25519_key.pub"));
+
+test("each guest has exactly the SSH host key vm-infra made for it; its private half is in the state only as a secret; the printed ssh command checks it", async () => {
+  const vms = await vmsOf();
+  for (const name of ["e2e-a", "e2e-b"]) {
+    const vm = vms[name];
+    expect(vm.hostKey).toMatch(/^ssh-ed25519 [A-Za-z0-9+/]{68}$/);
+    expect(vm.knownHosts).toBe(`${name} ${vm.hostKey}`);
+    expect(await agentKey(name, vm.host)).toBe(vm.hostKey); // what the guest has, read through the hypervisor, not the network
+    expect((await ssh(vm, ["ls /etc/ssh | grep ^ssh_host_"])).stdout.trim().split("\n")).toEqual(["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]);
+  }
+  expect(vms["e2e-a"].hostKey).not.toBe(vms["e2e-b"].hostKey);
+  const secret = (await pulumi(h, ["stack", "export", "--show-secrets"])).stdout;
+  const privateBody = /-----BEGIN OPENSSH PRIVATE KEY-----\\n([A-Za-z0-9+/=]{40})/.exec(secret)?.[1];
+  expect(privateBody).toBeDefined();
+  expect((await pulumi(h, ["stack", "export"])).stdout).not.toContain(privateBody);
+  if (remote) return; // the printed command's jump host is checked against the user's own ssh config there
+  // the user's command as printed, with the knownHosts line in a known_hosts file: accepted; with another key: refused
+  const dir = mkdtempSync(path.join(tmpdir(), "vmi-kh-"));
+  const asUser = (knownHosts: string) => {
+    writeFileSync(path.join(dir, "known_hosts"), `${knownHosts}\n`);
+    const argv = vms["e2e-a"].ssh.split(" ");
+    const at = argv.indexOf("ssh") + 1;
+    argv.splice(at, 0, "-o", `UserKnownHostsFile=${path.join(dir, "known_hosts")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes");
+    return run(argv[0], [...argv.slice(1), "hostname"], { timeoutMs: 30_000 });
+  };
+  expect((await asUser(vms["e2e-a"].knownHosts)).stdout.trim()).toBe("e2e-a");
+  await expect(asUser(`e2e-a ${vms["e2e-b"].hostKey}`)).rejects.toThrow(/Host key verification failed/);
+});
+
+test("a guest that answers with another host key is refused and nothing is changed; a guest that never had its pinned key gets it over SSH checked against the key its agent shows", async () => {
+  const vms = await vmsOf();
+  const a = vms["e2e-a"];
+  await ssh(a, ["sudo rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub && sudo ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && sudo systemctl reload ssh"]);
+  const other = (await agentKey("e2e-a", a.host)) as string;
+  expect(other).not.toBe(a.hostKey);
+  // readiness is checked again (a readiness setting changed) on a guest where it verified the pinned key before
+  await pulumi(h, ["config", "set", "--path", "vm-infra:readiness.timeoutSeconds", "601"]);
+  const text = await upExpectingFailure(h);
+  expect(text).toContain(`e2e-a at ${a.address}: the guest answered with another SSH host key (${fingerprint(other)}) than the one vm-infra made for it ` +
+    `(${fingerprint(a.hostKey)}); refused, nothing was run on it. vm-infra verified the pinned key on this guest before, so the key changed since; nothing was changed.`);
+  expect(await agentKey("e2e-a", a.host)).toBe(other);
+  // readiness made anew (as for a VM made before keys were pinned, or adopted): the key it has is learned through the
+  // guest agent, the pinned key installed over SSH that checks that key
+  const ready = (await pulumi(h, ["stack", "export"])).stdout.match(/"urn":\s*"([^"]*::e2e-a-ready)"/)?.[1] as string;
+  const r = await up(h, ["--replace", ready]);
+  expect(r.stdout).toContain(`e2e-a: the guest has SSH host key ${fingerprint(other)} (read through its guest agent), not yet the pinned ${fingerprint(a.hostKey)}: ` +
+    "installing the pinned key over SSH checked against the key it has");
+  expect(await agentKey("e2e-a", a.host)).toBe(a.hostKey);
+  expect((await ssh(a, ["hostname"])).stdout.trim()).toBe("e2e-a");
+  await up(h, ["--expect-no-changes"]);
 });
 
 // one up, one restart: a memory change (redefine in place) and a user-data change (a new seed ISO) together

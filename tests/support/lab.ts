@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { run, RunResult } from "../../host/runner";
-import { sshArgv } from "../../host/ssh";
+import { PinnedKey, sshArgv, withGuestFiles } from "../../host/ssh";
 import { Virsh } from "../../host/virsh";
 import { HOSTS, LabHost, runDir, uri } from "../../lab/layout";
 import { KEY_PATH } from "../../lab/stack";
@@ -40,10 +40,23 @@ export async function whereIs(name: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** SSH as `user` from the netns of `host`; `remote` must be constant text (the guest's shell reads it). */
-export async function guestSsh(user: string, address: string, host: string, remote: string[], input?: string, timeoutMs = 60_000): Promise<RunResult> {
-  const [file, ...args] = sshArgv({ user, address, privateKeyPath: KEY_PATH, netns: labHost(host).netns }, remote);
-  return run(file, args, { timeoutMs, input });
+/** A VM's pinned SSH host key from the stack's outputs (vms.<name>.hostKey). */
+export const pinnedKey = (vms: Record<string, { hostKey?: string }>, name: string): PinnedKey => {
+  const publicKey = vms[name]?.hostKey;
+  if (!publicKey) throw new Error(`no hostKey output for ${name}`);
+  return { alias: name, publicKey };
+};
+
+/**
+ * SSH as `user` from the netns of `host`, checking the guest's pinned host key as vm-infra does; `remote` must be
+ * constant text (the guest's shell reads it).
+ */
+export async function guestSsh(user: string, address: string, host: string, hostKey: PinnedKey, remote: string[], input?: string, timeoutMs = 60_000): Promise<RunResult> {
+  const t = { user, address, privateKeyPath: KEY_PATH, netns: labHost(host).netns, hostKey };
+  return withGuestFiles(t, (files) => {
+    const [file, ...args] = sshArgv(t, remote, files);
+    return run(file, args, { timeoutMs, input });
+  });
 }
 
 export function libvirtdPid(host: string): number | undefined {

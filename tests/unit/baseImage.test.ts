@@ -91,7 +91,7 @@ test("readiness reports a VM that is shut off instead of waiting for it, and ask
     throw notFound("error: unexpected");
   };
   const i: ReadyInputs = { name: "web-1", uri: "qemu:///a", mac: "52:54:00:00:00:01", user: "ops", privateKeyPath: "/k", timeoutSeconds: 900,
-    powerState: "shut off", generation: "g" };
+    powerState: "shut off", generation: "g", hostKey: "ssh-ed25519 AAAA", hostKeyPrivate: "-----BEGIN OPENSSH PRIVATE KEY-----" };
   const t0 = Date.now();
   const r = await ready.create(i);
   expect(Date.now() - t0).toBeLessThan(5000);

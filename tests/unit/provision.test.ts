@@ -9,10 +9,13 @@ import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOq1kYvR3Gc3mO8ZbqPgmYc3xQYqkQq6yH6o3J0Zb1Cd";
+
 test("the inventory is one host, reached with readiness's key and user; it is YAML written by the library, values quoted by it", () => {
-  expect(inventoryYaml({ name: "web-1", address: "192.168.100.5", user: "ops", privateKeyPath: "/keys/id: x" })).toBe([
+  expect(inventoryYaml({ name: "web-1", address: "192.168.100.5", user: "ops", privateKeyPath: "/keys/id: x", hostKey: { alias: "web-1", publicKey: HOST_KEY } }, "/t/known_hosts")).toBe([
     "all:", "  hosts:", "    web-1:", "      ansible_host: 192.168.100.5", "      ansible_user: ops", '      ansible_ssh_private_key_file: "/keys/id: x"',
-    "      ansible_ssh_common_args: -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10",
+    "      ansible_ssh_common_args: -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/t/known_hosts " +
+      "-o GlobalKnownHostsFile=/dev/null -o HostKeyAlias=web-1 -o HostKeyAlgorithms=ssh-ed25519 -o ConnectTimeout=10",
     "      ansible_python_interpreter: /usr/bin/python3", ""].join("\n"));
 });
 
@@ -22,7 +25,7 @@ test("argv: vars only as a file, tags joined, the playbook after --, inside the 
   expect(playbookArgv({ playbook: "/p/site.yml", tags: [] }, { inventory: "/i", vars: "/v" })).toEqual(["ansible-playbook", "-i", "/i", "--extra-vars", "@/v", "--", "/p/site.yml"]);
   expect(playbookEnv("/t/result.json", "/p", "/t/cp")).toEqual({
     ANSIBLE_SSH_ARGS: "-o ControlMaster=auto -o ControlPersist=5s", ANSIBLE_SSH_CONTROL_PATH_DIR: "/t/cp", ANSIBLE_CONFIG: "/p/ansible/ansible.cfg", ANSIBLE_CALLBACK_PLUGINS: "/p/ansible/callback_plugins", ANSIBLE_CALLBACKS_ENABLED: "vm_infra_result",
-    VM_INFRA_RESULT_FILE: "/t/result.json", ANSIBLE_NOCOLOR: "1", ANSIBLE_RETRY_FILES_ENABLED: "0", ANSIBLE_HOST_KEY_CHECKING: "False", ANSIBLE_TIMEOUT: "15",
+    VM_INFRA_RESULT_FILE: "/t/result.json", ANSIBLE_NOCOLOR: "1", ANSIBLE_RETRY_FILES_ENABLED: "0", ANSIBLE_HOST_KEY_CHECKING: "True", ANSIBLE_TIMEOUT: "15",
   });
 });
 
@@ -39,7 +42,7 @@ test("the callback's JSON reads as counts and failures: ok, failed after a rescu
 });
 
 const inputs = (o: Partial<ProvisionInputs> = {}): ProvisionInputs => ({
-  name: "web-1", hostName: "hv-a", vmId: "u-1", address: "192.168.100.5", status: "ready", user: "ops", privateKeyPath: "/k", netns: "vmi-hv-a",
+  name: "web-1", hostName: "hv-a", vmId: "u-1", address: "192.168.100.5", status: "ready", user: "ops", privateKeyPath: "/k", hostKey: HOST_KEY, netns: "vmi-hv-a",
   playbook: "/p/ansible/site.yml", playbookHash: "h1", vars: { packages: [] }, secretVars: { db_password: "s3cret-pw" }, tags: [], timeoutSeconds: 1800, ...o,
 });
 
@@ -102,7 +105,9 @@ test("the playbook hash changes with any file of its directory and ignores byte-
 });
 
 test("readiness's ssh argv carries the same guest SSH options as the inventory, exactly", () => {
-  expect(sshArgv({ user: "ops", address: "192.168.100.5", privateKeyPath: "/k", netns: "vmi-hv-a" }, ["true"])).toEqual([
-    "ip", "netns", "exec", "vmi-hv-a", "ssh", "-i", "/k", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-l", "ops", "--", "192.168.100.5", "true"]);
+  expect(sshArgv({ user: "ops", address: "192.168.100.5", privateKeyPath: "/k", netns: "vmi-hv-a", hostKey: { alias: "web-1", publicKey: HOST_KEY } }, ["true"],
+    { knownHosts: "/t/known_hosts" })).toEqual([
+    "ip", "netns", "exec", "vmi-hv-a", "ssh", "-i", "/k", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+    "-o", "UserKnownHostsFile=/t/known_hosts", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "HostKeyAlias=web-1", "-o", "HostKeyAlgorithms=ssh-ed25519",
+    "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-l", "ops", "--", "192.168.100.5", "true"]);
 });

@@ -1,6 +1,7 @@
 // How vm-infra's SSH reaches a guest through its hypervisor (issue 10, item 3): the jump host taken from the host's
 // libvirt URI, the ssh_config ssh reads for it, the argv of an SSH login and of a TCP check through it, the inventory.
 import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { guestRoute } from "../../config/resolve";
 import { parseSpec, SpecError } from "../../config/spec";
 import { jumpHostOf } from "../../config/uri";
@@ -10,6 +11,7 @@ import { HostKeyError, Virsh, hostKeyProblem, isUnreachable } from "../../host/v
 import { jumpConfig, jumpTcp, sshArgv, sshRun } from "../../host/ssh";
 import { httpGet } from "../../providers/migration/health";
 
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOq1kYvR3Gc3mO8ZbqPgmYc3xQYqkQq6yH6o3J0Zb1Cd";
 const LIBSSH = "qemu+libssh://root@192.168.251.1:2222/system?keyfile=/keys/op&known_hosts=/keys/kh&known_hosts_verify=normal&sshauth=privkey";
 
 test("the jump host is exactly the URI's user, host, port, key and known_hosts; local and TCP URIs give none", () => {
@@ -28,20 +30,26 @@ test("the jump host's ssh_config checks its host key against exactly the URI's k
   expect(jumpConfig({ host: "[fd00::1]" })).toBe(["Host vmi-jump", "  HostName fd00::1", "  StrictHostKeyChecking yes", "  BatchMode yes", "  LogLevel ERROR", ""].join("\n"));
 });
 
-test("an SSH login through the jump host: the config file, ProxyJump to it, and the guest's options; the file exists while ssh runs", async () => {
-  const seen: { args: readonly string[]; config: string }[] = [];
+test("an SSH login through the jump host: the config file, ProxyJump to it, the guest's options with a known_hosts of its pinned key only; the files exist while ssh runs", async () => {
+  const seen: { args: readonly string[]; config: string; knownHosts: string }[] = [];
   const runner: Runner = async (file, args) => {
-    seen.push({ args: [file, ...args], config: readFileSync(args[1], "utf8") });
+    const kh = args.find((a) => a.startsWith("UserKnownHostsFile="))!.split("=")[1];
+    seen.push({ args: [file, ...args], config: readFileSync(args[1], "utf8"), knownHosts: readFileSync(kh, "utf8") });
     return { stdout: "", stderr: "", exitCode: 0 };
   };
   const jump = { host: "192.168.251.1", user: "root", knownHosts: "/keys/kh" };
-  await sshRun({ user: "ops", address: "192.168.100.5", privateKeyPath: "/k", jump }, ["true"], 10_000, runner);
+  await sshRun({ user: "ops", address: "192.168.100.5", privateKeyPath: "/k", jump, hostKey: { alias: "web-1", publicKey: KEY } }, ["true"], 10_000, runner);
   const cfg = seen[0].args[2];
+  const kh = path.join(path.dirname(cfg), "known_hosts");
   expect(seen[0].args).toEqual(["ssh", "-F", cfg, "-o", "ProxyJump=vmi-jump", "-i", "/k", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-l", "ops", "--", "192.168.100.5", "true"]);
+    "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "HostKeyAlias=web-1",
+    "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-l", "ops", "--", "192.168.100.5", "true"]);
   expect(seen[0].config).toBe(jumpConfig(jump));
+  expect(seen[0].knownHosts).toBe(`web-1 ${KEY}\n`);
   expect(() => readFileSync(cfg)).toThrow(/ENOENT/); // removed afterwards
-  expect(() => sshArgv({ user: "ops", address: "a", privateKeyPath: "/k", jump }, ["true"])).toThrow("ssh: a jump host needs its ssh_config (withRoute)");
+  expect(() => readFileSync(kh)).toThrow(/ENOENT/);
+  expect(() => sshArgv({ user: "ops", address: "a", privateKeyPath: "/k", jump, hostKey: { alias: "a", publicKey: KEY } }, ["true"], { knownHosts: "/kh" }))
+    .toThrow("ssh: a jump host needs its ssh_config (withRoute)");
 });
 
 test("a TCP check through the jump host is ssh -W with the request on stdin: no shell on either side", async () => {
@@ -56,9 +64,10 @@ test("a TCP check through the jump host is ssh -W with the request on stdin: no 
 });
 
 test("the provisioning inventory goes through the same jump host", () => {
-  expect(inventoryYaml({ name: "web-1", address: "192.168.100.5", user: "ops", privateKeyPath: "/k", jump: { host: "h" } }, "/tmp/p/ssh_config")).toContain(
-    "ansible_ssh_common_args: -F /tmp/p/ssh_config -o ProxyJump=vmi-jump -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no " +
-    "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10\n");
+  expect(inventoryYaml({ name: "web-1", address: "192.168.100.5", user: "ops", privateKeyPath: "/k", jump: { host: "h" }, hostKey: { alias: "web-1", publicKey: KEY } },
+    "/tmp/p/known_hosts", "/tmp/p/ssh_config")).toContain(
+    "ansible_ssh_common_args: -F /tmp/p/ssh_config -o ProxyJump=vmi-jump -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes " +
+    "-o UserKnownHostsFile=/tmp/p/known_hosts -o GlobalKnownHostsFile=/dev/null -o HostKeyAlias=web-1 -o HostKeyAlgorithms=ssh-ed25519 -o ConnectTimeout=10\n");
 });
 
 test("guestJump: only with an SSH URI, never with guestNetns; the route follows the host", () => {

@@ -73,10 +73,11 @@ test("a failing command frees its slot: the next one runs", async () => {
 test("guest SSH through a jump host is paced with that host's connections; a guest reached from a namespace is not", async () => {
   const r = recording(20);
   const gate = new SshGate(2, 10_000);
-  const jumpTarget = { user: "ops", address: "10.0.0.5", privateKeyPath: "/k", jump: { host: "hv1", user: "root" } };
+  const hostKey = { alias: "vm-1", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOq1kYvR3Gc3mO8ZbqPgmYc3xQYqkQq6yH6o3J0Zb1Cd" };
+  const jumpTarget = { user: "ops", address: "10.0.0.5", privateKeyPath: "/k", jump: { host: "hv1", user: "root" }, hostKey };
   await Promise.all(Array.from({ length: 6 }, () => sshRun(jumpTarget, ["true"], 1000, r.runner, gate)));
   expect(r.most.get("guest-ssh")).toBe(2);
   const r2 = recording(20);
-  await Promise.all(Array.from({ length: 6 }, () => sshRun({ user: "ops", address: "10.0.0.5", privateKeyPath: "/k", netns: "vmi-hv-a" }, ["true"], 1000, r2.runner, gate)));
+  await Promise.all(Array.from({ length: 6 }, () => sshRun({ user: "ops", address: "10.0.0.5", privateKeyPath: "/k", netns: "vmi-hv-a", hostKey }, ["true"], 1000, r2.runner, gate)));
   expect(r2.most.get("guest-ssh")).toBe(6);
 });
