@@ -96,7 +96,9 @@ test("up: two VMs, one per host, reachable over SSH with sudo", async () => {
   );
   expect(await inventory()).toEqual(before); // preview ran nothing on the hosts
 
-  await up(h);
+  const made = await up(h);
+  // cloud-init installed each pinned key at first boot: readiness had nothing to install
+  expect(made.stdout).not.toContain("installing the pinned key");
   const vms = await vmsOf();
   expect(vms["e2e-a"].host).toBe("hv-a");
   expect(vms["e2e-b"].host).toBe("hv-b");
