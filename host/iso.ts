@@ -32,9 +32,9 @@ async function pickTool(runner: Runner): Promise<"xorriso" | "genisoimage"> {
   }
 }
 
-/** Writes the ISO to `out` (mode 0640); returns its sha256. Secrets in the documents never reach an argv or a message. */
+/** Writes the ISO to `out` (mode 0600 in a 0700 directory: it carries the guest's private host key); returns its sha256. Secrets in the documents never reach an argv or a message. */
 export async function buildSeedIso(files: SeedFiles, out: string, runner: Runner = run): Promise<string> {
-  await mkdir(path.dirname(out), { recursive: true, mode: 0o750 });
+  await mkdir(path.dirname(out), { recursive: true, mode: 0o700 });
   const tool = await pickTool(runner);
   return withPrivateDir(async (dir) => {
     const names = Object.keys(files) as (keyof SeedFiles)[];
@@ -42,11 +42,11 @@ export async function buildSeedIso(files: SeedFiles, out: string, runner: Runner
     const tmp = path.join(dir, "seed.iso");
     const [file, args] = isoArgv(tool, tmp, names.map((n) => path.join(dir, n)));
     await runner(file, args, { timeoutMs: ISO_TIMEOUT_MS, secrets: Object.values(files) });
-    await chmod(tmp, 0o640);
+    await chmod(tmp, 0o600);
     const sum = await sha256File(tmp);
     await rename(tmp, out).catch(async () => { // another filesystem: copy, then rename within the target directory
       const next = `${out}.${process.pid}.tmp`;
-      await writeFile(next, await readFile(tmp), { mode: 0o640 });
+      await writeFile(next, await readFile(tmp), { mode: 0o600 });
       await rename(next, out);
     });
     return sum;

@@ -1,5 +1,5 @@
 // The seed ISO builder, run for real: hostile documents end up as bytes in the ISO and nowhere else (no command ran,
-// no file escaped), the documents never reach an argv, the file is 0640 and appears only complete.
+// no file escaped), the documents never reach an argv, the file is 0600 and appears only complete.
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -29,7 +29,7 @@ test("hostile user-data and meta-data stay data; no document reaches an argv", a
   const sum = await buildSeedIso({ "user-data": hostile, "meta-data": `instance-id: $(touch ${canary})\n`, "network-config": "version: 2\n" }, out, recording);
   expect(existsSync(canary)).toBe(false);
   expect(readdirSync(path.join(dir, "out"))).toEqual(["seed.iso"]); // nothing else written beside it
-  expect(statSync(out).mode & 0o777).toBe(0o640);
+  expect(statSync(out).mode & 0o777).toBe(0o600);
   expect(sum).toBe(await sha256File(out));
   expect(seen.flat().some((a) => a.includes("touch"))).toBe(false);
   const { stdout } = await run("xorriso", ["-osirrox", "on", "-indev", out, "-extract", "/user-data", path.join(dir, "ud")], { timeoutMs: 30_000 })
