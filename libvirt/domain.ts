@@ -15,10 +15,26 @@ export interface Owner {
 
 export const OWNER_NS = "https://github.com/vm-infra/xmlns/owner/1";
 
+/**
+ * Written into a domain's <metadata> (live and persistent) before vm-infra stops a running VM that it means to start
+ * again (an offline move, a restart), and removed once it runs again: a run killed in between leaves the host saying
+ * that the VM is off because of vm-infra, not by its owner's choice, and the next up starts it.
+ */
+export const STOP_NS = "https://github.com/vm-infra/xmlns/stop/1";
+export interface StopMark {
+  /** What stopped it: "the move hv-a -> hv-b", "the restart for memoryMiB". */
+  by: string;
+  at: string;
+}
+/** The phrase the state keeps (stoppedByMove) and messages print. Pure. */
+export const stopText = (m: StopMark) => `${m.by} at ${m.at}`;
+
 /** What the domain XML is built from: the VM's domain properties (config/spec.ts DomainSpec) and where its disks are. */
 export interface DomainInputs extends DomainSpec {
   name: string;
   owner?: Owner;
+  /** Set when vm-infra defines a VM that it stopped and is about to start (cleared once it runs). */
+  stopMark?: StopMark;
   /** Keep the existing domain's UUID on redefine (libvirt refuses a same-name define with a new UUID). */
   uuid?: string;
   /** Absolute paths on the host (from `virsh vol-path`). */
@@ -42,7 +58,7 @@ export function domainXml(d: DomainInputs): string {
       "@type": d.domainType,
       name: d.name,
       ...(d.uuid ? { uuid: d.uuid } : {}),
-      ...(d.owner ? { metadata: ownerElement(d.owner) } : {}),
+      ...(d.owner || d.stopMark ? { metadata: { ...(d.owner ? ownerElement(d.owner) : {}), ...(d.stopMark ? stopElement(d.stopMark) : {}) } } : {}),
       memory: { "@unit": "MiB", "#text": String(d.memoryMiB) },
       currentMemory: { "@unit": "MiB", "#text": String(d.memoryMiB) },
       vcpu: { "@placement": "static", "#text": String(d.vcpus) },
@@ -95,6 +111,24 @@ export function domainXml(d: DomainInputs): string {
 
 function ownerElement(o: Owner): Record<string, unknown> {
   return { "vmi:owner": { "@xmlns:vmi": OWNER_NS, "@project": o.project, "@stack": o.stack, "@resource": o.resource, "@instance": o.instance } };
+}
+
+function stopElement(m: StopMark): Record<string, unknown> {
+  return { "vmistop:stop": { "@xmlns:vmistop": STOP_NS, "@by": m.by, "@at": m.at } };
+}
+
+/** The stop mark alone, for `virsh metadata --uri STOP_NS --key vmistop --set`. */
+export function stopMarkXml(m: StopMark): string {
+  return (builder.build({ stop: { "@by": m.by, "@at": m.at } }) as string).trim();
+}
+
+/** The stop mark in a domain's XML, if vm-infra stopped it and has not started it since. */
+export function parseStopMark(xml: string): StopMark | undefined {
+  const md = parser.parse(xml).domain?.metadata;
+  const m = Object.entries(md ?? {}).find(([k]) => k.endsWith(":stop"))?.[1];
+  if (!m || typeof m !== "object") return undefined;
+  const a = m as Record<string, string>;
+  return typeof a["@by"] === "string" && typeof a["@at"] === "string" ? { by: a["@by"], at: a["@at"] } : undefined;
 }
 
 /** The owner element alone, for `virsh metadata --uri OWNER_NS --key vmi --set` (libvirt adds the namespace). */

@@ -1,6 +1,7 @@
 // Domain lifecycle steps shared by the providers: graceful first, forced after a deadline; already gone is success.
 import { poll, PollTimeout } from "../host/poll";
 import { Virsh, isNotFound } from "../host/virsh";
+import { STOP_NS, StopMark, stopMarkXml } from "../libvirt/domain";
 import { audit } from "./audit";
 
 export const SHUTDOWN_DEADLINE_MS = 60_000;
@@ -32,3 +33,23 @@ export async function undefineDomain(v: Virsh, name: string): Promise<void> {
   });
 }
 
+
+const flagsFor = (state: string | undefined) => (state === "running" || state === "paused" ? ["--live", "--config"] : ["--config"]);
+
+/**
+ * Stops a running domain that the caller will start again (an offline move, a restart): the stop mark goes into its
+ * live and persistent definition first, so that a run killed before the start leaves the host saying why it is off.
+ */
+export async function stopToStartAgain(v: Virsh, name: string, mark: StopMark, deadlineMs = SHUTDOWN_DEADLINE_MS): Promise<void> {
+  const state = await v.domainState(name);
+  if (state === undefined || state === "shut off") return;
+  await v.exec(["metadata", "--domain", name, "--uri", STOP_NS, "--key", "vmistop", "--set", stopMarkXml(mark), ...flagsFor(state)]);
+  await stopDomain(v, name, deadlineMs);
+}
+
+/** Removes the stop mark once the domain runs again; a domain without one (or gone) is left as it is. */
+export async function clearStopMark(v: Virsh, name: string): Promise<void> {
+  const state = await v.domainState(name).catch(() => undefined);
+  if (state === undefined) return;
+  await v.exec(["metadata", "--domain", name, "--uri", STOP_NS, "--key", "vmistop", "--remove", ...flagsFor(state)]).catch(() => undefined);
+}

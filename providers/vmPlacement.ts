@@ -8,14 +8,14 @@ import * as pulumi from "@pulumi/pulumi";
 import { Virsh } from "../host/virsh";
 import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
-import { stopDomain, undefineDomain } from "./domainOps";
+import { stopDomain, stopToStartAgain, undefineDomain } from "./domainOps";
 import { cancelledSince } from "./migration/cancel";
 import { limiter } from "./migration/limits";
 import { moveVm } from "./migration/move";
 import { MigrationError, shapeOf } from "./migration/types";
 import { findDomain, observe, ownerText } from "./ownership";
 import { removeLeftovers } from "./placement/leftovers";
-import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner, startStopped } from "./placement/ops";
+import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner, startStopped, stoppedBy } from "./placement/ops";
 import { readPlacement } from "./placement/refresh";
 import {
   PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, checkUndrain, checkedInputs, instances, moveRequest, moves, names, outputsOf,
@@ -67,7 +67,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       say(`plan: ${planLine(shapeOf(moveRequest(olds, news)))}${moveNote(news)}`);
     if (olds.missing?.length) say(`plan: ${olds.name}: recreate ${olds.missing.join(", ")} on ${olds.hostName} (found gone by refresh)`);
     if (olds.stoppedByMove && !moves(olds, news))
-      say(`plan: ${olds.name}: start on ${olds.hostName} (shut down by the move ${olds.stoppedByMove}, which failed before it could start it again)`);
+      say(`plan: ${olds.name}: start on ${olds.hostName} (shut down by ${stoppedBy(olds.stoppedByMove)}, which did not start it again)`);
     return d;
   },
 
@@ -131,7 +131,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
             drainedFrom: news.drainedFrom, ...(f.paths ?? {}) }
           : {};
         const state = plain({ ...current, ...at, knownHosts: news.knownHosts, lastMigration: f.record, leftovers: [...current.leftovers ?? [], ...f.leftovers],
-          stoppedByMove: f.leftStopped ? `${olds.hostName} -> ${news.hostName} at ${f.record.startedAt}` : undefined, __provider: provider });
+          stoppedByMove: f.leftStopped ? `the move ${olds.hostName} -> ${news.hostName} at ${f.record.startedAt}` : undefined, __provider: provider });
         throw new PartialFailure(`migrate ${news.name}: ${errText(e)}`, id, state);
       }
     }
@@ -157,10 +157,14 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       }
       const paths = await ensureVolumes(v, news, n, created);
       const state = await v.domainState(news.name);
-      if (restart && state !== undefined) await stopDomain(v, news.name);
       const recreated = missing.includes("domain") || missing.includes("overlay");
-      if (recreated && state !== undefined && state !== "shut off") await stopDomain(v, news.name);
-      await defineAndStart(v, news, paths, current.instance);
+      // a running VM stopped here is started again below; the mark says so on the host until it runs
+      const changed = RESTART_KEYS.filter((k) => JSON.stringify(current[k]) !== JSON.stringify(news[k]));
+      const mark = (restart || recreated) && (state === "running" || state === "paused")
+        ? { by: `the restart that applies ${changed.length ? changed.join(", ") : `a new ${missing.join(", ")}`}`, at: new Date().toISOString() } : undefined;
+      if (mark) await stopToStartAgain(v, news.name, mark);
+      else if ((restart || recreated) && state !== undefined && state !== "shut off") await stopDomain(v, news.name);
+      await defineAndStart(v, news, paths, current.instance, true, mark);
       if (current.isoVolume && current.isoVolume !== n.iso) await v.deleteVolume(news.pool, current.isoVolume);
       const uuid = (await v.exec(["domuuid", "--", news.name])).trim();
       audit({ action: "update", vm: news.name, host: news.hostName, outcome: "ok", detail: missing.length ? `recreated ${missing.join(",")}` : undefined });

@@ -10,7 +10,7 @@ import { Virsh } from "../../host/virsh";
 import { withPrivateFile } from "../../host/tempFiles";
 import { domainXml } from "../../libvirt/domain";
 import { migrateArgs, parseJobInfo, rewriteDiskPaths } from "../../libvirt/migration";
-import { stopDomain, undefineDomain } from "../domainOps";
+import { clearStopMark, stopToStartAgain, undefineDomain } from "../domainOps";
 import { healthChecks, runHealth } from "./health";
 import { preChecks } from "./preChecks";
 import { rollback } from "./rollback";
@@ -77,8 +77,11 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
 
     const tSwitch = Date.now();
     if (offline) {
+      // the mark first: a run killed from here until the start on the target leaves the hosts saying vm-infra stopped it
+      const mark = { by: `the move ${r.from.hostName} -> ${r.to.hostName}`, at: rec.startedAt };
+      const restart = sourceState !== "shut off";
       await attempt("stop source", async () => {
-        await stopDomain(S, r.name);
+        await stopToStartAgain(S, r.name, mark);
         stopped = true;
       });
       await attempt("copy disk", async () => {
@@ -88,8 +91,11 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
       });
       await attempt("define and start on target", async () => {
         const uuid = (await S.exec(["domuuid", "--", r.name])).trim();
-        await T.withXml(domainXml({ ...r, ...paths, uuid }), (f) => ["define", "--file", f]);
-        if (sourceState !== "shut off") await T.exec(["start", "--", r.name]);
+        await T.withXml(domainXml({ ...r, ...paths, uuid, ...(restart ? { stopMark: mark } : {}) }), (f) => ["define", "--file", f]);
+        if (restart) {
+          await T.exec(["start", "--", r.name]);
+          await clearStopMark(T, r.name);
+        }
       });
     } else {
       if (r.migration.mode === "paused" && sourceState === "running") {

@@ -2,7 +2,7 @@
 // Returns where the VM is and what was left where; never stops a running copy without a verified one elsewhere.
 import { Virsh, isNotFound } from "../../host/virsh";
 import { completionTimeoutMs, migrateArgs } from "../../libvirt/migration";
-import { undefineDomain } from "../domainOps";
+import { clearStopMark, undefineDomain } from "../domainOps";
 import { observe } from "../ownership";
 import { Decision, Seen, decide } from "./decide";
 import { Leftover, Log, MoveRequest, msg, shapeOf } from "./types";
@@ -75,10 +75,16 @@ export async function rollback(r: MoveRequest, S: Virsh, T: Virsh, f: RollbackFa
           await step(`resumed on ${from}`, () => S.exec(["resume", "--", r.name]));
           break;
         case "start source":
-          await step(`started again on ${from}`, () => S.exec(["start", "--", r.name]));
+          await step(`started again on ${from}`, async () => {
+            await S.exec(["start", "--", r.name]);
+            await clearStopMark(S, r.name);
+          });
           break;
         case "start target":
-          await step(`started the copy on ${to}`, () => T.exec(["start", "--", r.name]));
+          await step(`started the copy on ${to}`, async () => {
+            await T.exec(["start", "--", r.name]);
+            await clearStopMark(T, r.name);
+          });
           break;
         case "record source copy":
           break; // recorded below, from what the source holds after acting

@@ -1,7 +1,8 @@
 // The placement unit's host steps: room in the pool, its volumes, define and start, the owner record, adoption.
 import { stat } from "node:fs/promises";
 import { Virsh } from "../../host/virsh";
-import { Owner, domainXml, ownerXml, OWNER_NS, parseDomainXml } from "../../libvirt/domain";
+import { Owner, StopMark, domainXml, ownerXml, OWNER_NS, parseDomainXml } from "../../libvirt/domain";
+import { clearStopMark } from "../domainOps";
 import { audit } from "../audit";
 import { ownerText } from "../ownership";
 import { say } from "../say";
@@ -35,11 +36,14 @@ export async function ensureVolumes(v: Virsh, i: PlacementInputs, n: { overlay: 
   return { diskPath: await v.volumePath(i.pool, n.overlay), isoPath: await v.volumePath(i.pool, n.iso) };
 }
 
-export async function defineAndStart(v: Virsh, i: PlacementInputs, paths: { diskPath: string; isoPath: string }, instance?: string, start = true): Promise<void> {
+/** `stopMark`: the VM was stopped by this update to be started again; the new definition keeps saying so until it runs. */
+export async function defineAndStart(v: Virsh, i: PlacementInputs, paths: { diskPath: string; isoPath: string }, instance?: string, start = true,
+  stopMark?: StopMark): Promise<void> {
   const state = await v.domainState(i.name);
   const uuid = state === undefined ? undefined : (await v.exec(["domuuid", "--", i.name])).trim();
-  await v.withXml(domainXml({ ...i, ...paths, uuid, owner: ownerOf(i, instance) }), (f) => ["define", "--file", f]);
+  await v.withXml(domainXml({ ...i, ...paths, uuid, owner: ownerOf(i, instance), stopMark }), (f) => ["define", "--file", f]);
   if (start && state !== "running") await v.exec(["start", "--", i.name]);
+  if (stopMark) await clearStopMark(v, i.name);
 }
 
 /**
@@ -74,15 +78,21 @@ export async function setOwner(v: Virsh, i: PlacementInputs, instance: string): 
   await v.exec(["metadata", "--domain", i.name, "--uri", OWNER_NS, "--key", "vmi", "--set", ownerXml(o), ...flags]);
 }
 
+/** What stopped a VM, from the state's stoppedByMove (states written before restarts were marked say only "a -> b at t"). */
+export const stoppedBy = (s: string) => (s.startsWith("the ") ? s : `the move ${s}`);
+
 /**
- * Starts a VM that a failed move shut down (the state's stoppedByMove), if it is still shut off where the state says
- * it is; a VM found running or paused was started since, and is left as it is. True when this call started it.
+ * Starts a VM that vm-infra shut down and could not start again (the state's stoppedByMove: a failed move, or a run
+ * killed between the stop and the start), if it is still shut off where the state says it is; a VM found running or
+ * paused was started since, and is left as it is. True when this call started it.
  */
 export async function startStopped(v: Virsh, p: PlacementOutputs): Promise<boolean> {
   const state = await v.domainState(p.name);
   if (state !== "shut off") return false;
   await v.exec(["start", "--", p.name]);
-  say(`${p.name}: started on ${p.hostName}: the move ${p.stoppedByMove} shut it down and failed before it could start it again`);
-  audit({ action: "start", vm: p.name, host: p.hostName, outcome: "ok", detail: `stopped by the move ${p.stoppedByMove}` });
+  await clearStopMark(v, p.name);
+  const by = stoppedBy(p.stoppedByMove ?? "");
+  say(`${p.name}: started on ${p.hostName}: ${by} shut it down and did not start it again`);
+  audit({ action: "start", vm: p.name, host: p.hostName, outcome: "ok", detail: `stopped by ${by}` });
   return true;
 }

@@ -2,7 +2,7 @@
 // gone, what it left elsewhere. A recorded host that does not answer changes nothing.
 import * as pulumi from "@pulumi/pulumi";
 import { Virsh, isNotFound } from "../../host/virsh";
-import { parseDomainXml, parseUuid } from "../../libvirt/domain";
+import { parseDomainXml, parseStopMark, parseUuid, stopText } from "../../libvirt/domain";
 import { poll } from "../../host/poll";
 import { seenOf } from "../migration/decide";
 import { observe } from "../ownership";
@@ -99,10 +99,18 @@ export async function readPlacement(id: string, props: PlacementOutputs, waited 
       ...props, hostName: found.hostName, uri: found.uri, pool: found.pool, memoryMiB: live.memoryMiB, vcpus: live.vcpus,
       mac: live.mac ?? props.mac, diskPath: live.diskPaths[0] ?? props.diskPath, isoPath: live.diskPaths[1] ?? props.isoPath, leftovers,
       powerState, missing,
-      // a VM a failed move shut down that runs again (started by hand) needs no start from the next up
-      stoppedByMove: found.state === "running" ? undefined : props.stoppedByMove,
+      // a VM a failed move shut down that runs again (started by hand) needs no start from the next up; one that a run
+      // killed between its stop and its start left off says so in its own definition (the stop mark)
+      stoppedByMove: found.state === "running" ? undefined : props.stoppedByMove ?? stoppedByMark(props.name, found),
     }),
   };
+}
+
+/** A shut-off copy that carries vm-infra's stop mark was stopped by vm-infra to be started again, not by its owner. */
+function stoppedByMark(name: string, c: { hostName: string; xml: string; state: string }): string | undefined {
+  const m = c.state === "shut off" ? parseStopMark(c.xml) : undefined;
+  if (m) say(`${name}: shut off on ${c.hostName} with vm-infra's stop mark: ${stopText(m)} stopped it to start it again and did not (its run ended first); the next up starts it`);
+  return m ? stopText(m) : undefined;
 }
 
 /** How long refresh waits for a migration job that an interrupted run left to libvirt. */

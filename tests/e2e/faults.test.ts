@@ -6,13 +6,15 @@
 //
 // CI runs a slice that covers every fault and every phase; VM_INFRA_FAULT_MATRIX=full runs every (fault, phase, mode)
 // case (npm run test:faults; the closing note of the session that built it has the table).
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { CommandError, run } from "../../host/runner";
 import { outputs, pulumi, stateOutputs, up } from "../support/pulumiCli";
-import { guestSsh, pinnedKey } from "../support/lab";
+import { guestSsh, pinnedKey, virsh as virshOf } from "../support/lab";
+import { poll } from "../../host/poll";
+import { parseStopMark } from "../../libvirt/domain";
 import type { PinnedKey } from "../../host/ssh";
 import { Fault, Phase, copiesOf, cutMigrationNetwork, hitLibvirtd, killPulumi, recoverHosts, volumesNamed, waitForPhase } from "../support/faults";
 
@@ -218,4 +220,32 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   at = to;
   unrecorded = undefined;
   record(c, `${firstOutcome} | moved to ${to} | ${converged.toFixed(0)}`);
+});
+
+// last (its VM keeps the new memory): a restart stops the running VM to start it again: a run killed in between left it shut off, and the next up took
+// that for its owner's choice (the same class as the offline move killed after its shutdown)
+test("pulumi killed while a restart has the VM shut down: the host keeps vm-infra's stop mark; cancel and up start it again", async () => {
+  const uuid = (await stateOf()).uuid as string;
+  await writeLabStack(root, h.stack, [{ name: VM, host: at, memoryMiB: 640, diskGiB: 4, user: "ops", storage: "local" }], image, publicKey);
+  // the run is killed right after it asked the guest to shut down (its command log says when): the guest powers off
+  // by itself, and the run never gets to start it again
+  const log = path.join(root, ".vm-infra", `commands-${h.stack}.log`);
+  writeFileSync(log, "");
+  process.env.VM_INFRA_COMMAND_LOG = log;
+  const first = pulumi(h, ["up", "--yes", "--skip-preview"], 10 * 60_000, [0, 1, 255]).catch((e: Error) => ({ stdout: "", stderr: e.message, exitCode: -1 }));
+  delete process.env.VM_INFRA_COMMAND_LOG;
+  await poll(async () => (readFileSync(log, "utf8").includes('"virsh shutdown"') ? { value: true } : undefined), { timeoutMs: 180_000, intervalMs: 50, what: "the restart's shutdown" });
+  await killPulumi(h.stack);
+  await first;
+  const v = virshOf(at);
+  await poll(async () => ((await v.domainState(VM)) === "shut off" ? { value: true } : undefined), { timeoutMs: 120_000, intervalMs: 1000, what: `${VM} powered off` });
+  expect(parseStopMark(await v.exec(["dumpxml", "--", VM]))?.by).toBe("the restart that applies memoryMiB");
+  await pulumi(h, ["cancel", "--yes"], 60_000, [0, 1, 255]);
+  const r = await up(h);
+  expect(r.stdout).toContain(`${VM}: shut off on ${at} with vm-infra's stop mark: the restart that applies memoryMiB at `);
+  expect(await copiesOf(VM)).toEqual({ [at]: { state: "running", uuid } });
+  expect(parseStopMark(await v.exec(["dumpxml", "--", VM]))).toBeUndefined();
+  expect(await v.exec(["dominfo", VM])).toMatch(/Max memory:\s+655360 KiB/);
+  expect((await ssh(at, "cat /home/ops/marker-0")).stdout.trim()).toBe("before");
+  await up(h, ["--expect-no-changes"]);
 });

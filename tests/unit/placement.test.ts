@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { MIGRATION_DEFAULTS } from "../../config/spec";
 import { CommandError, Runner } from "../../host/runner";
 import { virshRunner } from "../../host/virsh";
+import { STOP_NS } from "../../libvirt/domain";
 import { PlacementInputs, PlacementOutputs, instances, provider } from "../../providers/vmPlacement";
 
 const dir = mkdtempSync(path.join(tmpdir(), "vmi-placement-"));
@@ -31,13 +32,14 @@ const UUID = "6b4a0381-ee81-41b7-85c3-2b7d895bef02";
 const defined: string[] = [];
 
 /** A fake host: a domain state, existing volumes, and a verb that fails on purpose. */
-function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; failOn?: string; available?: number }, calls: string[][]): Runner {
+function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; failOn?: string; available?: number; stopMark?: string; dieOn?: string }, calls: string[][]): Runner {
   const err = (m: string) => new CommandError(["virsh"], 1, null, false, m, "");
   return async (file, args) => {
     const a = args.slice(3); // -q -c <uri>
     calls.push(a.map((x) => (x.endsWith("/doc.xml") ? "<xml file>" : x)));
     const ok = (stdout = "") => ({ stdout, stderr: "", exitCode: 0 });
     if (a[0] === state.failOn) throw err(`error: ${a[0]} failed on purpose`);
+    if (a[0] === state.dieOn) throw new Error("the run was killed here");
     switch (a[0]) {
       case "pool-info": return ok(`Name: default\nState: running\nAvailable: ${state.available ?? 10 * 1024 ** 3}\n`);
       case "pool-refresh": return ok();
@@ -47,9 +49,19 @@ function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; fai
       case "vol-path": return ok(`/pool/${a[a.length - 1]}\n`);
       case "vol-delete": state.volumes.delete(a[a.length - 1]); return ok();
       case "domstate": if (state.domain) return ok(`${state.domain}\n`); throw err("error: failed to get domain 'web-1'");
-      case "define": defined.push(readFileSync(a[2], "utf8")); state.domain ??= "shut off"; return ok();
+      case "define": {
+        const xml = readFileSync(a[2], "utf8");
+        defined.push(xml);
+        state.stopMark = /<vmistop:stop [^>]*by="([^"]*)" at="([^"]*)"/.exec(xml)?.slice(1).join("|");
+        state.domain ??= "shut off";
+        return ok();
+      }
+      case "metadata":
+        if (a.includes("--remove")) state.stopMark = undefined;
+        else state.stopMark = /by="([^"]*)" at="([^"]*)"/.exec(a[a.indexOf("--set") + 1])?.slice(1).join("|");
+        return ok();
       case "dumpxml": if (state.domain) return ok(`<domain><name>web-1</name><uuid>${state.uuid ?? UUID}</uuid><memory unit="KiB">1048576</memory>` +
-        `<vcpu>1</vcpu><devices><disk><source file="/pool/${OVERLAY}"/></disk><disk><source file="/pool/${ISO}"/></disk>` +
+        `<vcpu>1</vcpu>${state.stopMark ? `<metadata><vmistop:stop xmlns:vmistop="${STOP_NS}" by="${state.stopMark.split("|")[0]}" at="${state.stopMark.split("|")[1]}"/></metadata>` : ""}<devices><disk><source file="/pool/${OVERLAY}"/></disk><disk><source file="/pool/${ISO}"/></disk>` +
         `<interface><mac address="52:54:00:00:00:01"/></interface></devices></domain>`); throw err("error: failed to get domain 'web-1'");
       case "start": state.domain = "running"; return ok();
       case "shutdown": state.domain = "shut off"; return ok();
@@ -368,9 +380,37 @@ test("update (memory): shutdown, redefine, start; outputs are plain data (no und
   const hasUndefined = (x: unknown): boolean => x === undefined || (typeof x === "object" && x !== null && Object.values(x).some(hasUndefined));
   expect(hasUndefined(r.outs)).toBe(false);
   expect(r.outs).toMatchObject({ memoryMiB: 2048, uuid: UUID, boots: 2, overlayVolume: OVERLAY, isoVolume: ISO });
+  // the stop mark goes on before the shutdown, stays in the new definition, and comes off once it runs
+  const mark = ["metadata", "--domain", "web-1", "--uri", STOP_NS, "--key", "vmistop"];
   expect(calls.filter((c) => !["domstate", "pool-refresh", "vol-info", "vol-path"].includes(c[0]))).toEqual([
-    ["shutdown", "--", "web-1"], ["domuuid", "--", "web-1"], ["define", "--file", "<xml file>"], ["start", "--", "web-1"], ["domuuid", "--", "web-1"],
+    [...mark, "--set", expect.stringMatching(/^<stop by="the restart that applies memoryMiB" at="\d{4}-[^"]+"\/>$/), "--live", "--config"],
+    ["shutdown", "--", "web-1"], ["domuuid", "--", "web-1"], ["define", "--file", "<xml file>"], ["start", "--", "web-1"],
+    [...mark, "--remove", "--live", "--config"], ["domuuid", "--", "web-1"],
   ]);
+  expect(defined[defined.length - 1]).toMatch(/<vmistop:stop xmlns:vmistop="https:\/\/github.com\/vm-infra\/xmlns\/stop\/1" by="the restart that applies memoryMiB" at="/);
+});
+
+test("a run killed between the stop and the start of a restart: the host keeps the stop mark, refresh reads it, the next up starts the VM", async () => {
+  const calls: string[][] = [];
+  const host = { domain: "running", volumes: new Set(["base.qcow2", OVERLAY, ISO]), dieOn: "start" } as Parameters<typeof fake>[0];
+  virshRunner.current = fake(host, calls);
+  const olds: PlacementOutputs = { ...inputs, overlayVolume: OVERLAY, isoVolume: ISO, diskPath: `/pool/${OVERLAY}`, isoPath: `/pool/${ISO}`, uuid: UUID,
+    instance: "0a1b2c3d", lastMigration: undefined, boots: 1, powerState: "running" };
+  await expect(provider.update!("vm/web-1", olds, { ...inputs, memoryMiB: 2048 })).rejects.toThrow("the run was killed here");
+  expect(host.domain).toBe("shut off");
+  // the engine kept the old state (the run died); refresh asks the host
+  host.dieOn = undefined;
+  const read = await provider.read!("vm/web-1", olds);
+  expect(read.props?.stoppedByMove).toMatch(/^the restart that applies memoryMiB at \d{4}-/);
+  expect(read.props?.powerState).toBe("shut off");
+  calls.length = 0;
+  const r = await provider.update!("vm/web-1", read.props as PlacementOutputs, { ...inputs, memoryMiB: 2048 });
+  expect(host.domain).toBe("running");
+  expect(host.stopMark).toBeUndefined();
+  expect(r.outs).toMatchObject({ memoryMiB: 2048, powerState: "running" });
+  // a VM its owner shut down (no mark) stays shut down: refresh reports no stop by vm-infra
+  host.domain = "shut off";
+  expect((await provider.read!("vm/web-1", { ...olds, memoryMiB: 2048 })).props?.stoppedByMove).toBeUndefined();
 });
 
 test("check and diff run no command (they run during preview, maybe with unknowns)", async () => {
