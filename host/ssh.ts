@@ -15,6 +15,11 @@ export interface PinnedKey {
   alias: string;
   /** "ssh-ed25519 AAAA..." */
   publicKey: string;
+  /**
+   * Other keys this guest may answer with, each verified some other way: only while vm-infra replaces the key the guest
+   * has (read through its guest agent) with the pinned one, when either can be the one sshd presents.
+   */
+  alsoAccepted?: string[];
 }
 
 export interface SshTarget {
@@ -93,7 +98,8 @@ export function guestSshOptions(k: PinnedKey, knownHosts: string): string[] {
 export function withGuestFiles<T>(t: Pick<SshTarget, "hostKey" | "jump">, f: (files: GuestFiles) => Promise<T>): Promise<T> {
   return withPrivateDir(async (dir) => {
     const knownHosts = path.join(dir, "known_hosts");
-    await writeFile(knownHosts, `${knownHostsLine(t.hostKey)}\n`, { mode: 0o600 });
+    const keys = [t.hostKey.publicKey, ...(t.hostKey.alsoAccepted ?? [])];
+    await writeFile(knownHosts, keys.map((publicKey) => `${knownHostsLine({ alias: t.hostKey.alias, publicKey })}\n`).join(""), { mode: 0o600 });
     if (!t.jump) return f({ knownHosts });
     const config = path.join(dir, "ssh_config");
     await writeFile(config, jumpConfig(t.jump), { mode: 0o600 });

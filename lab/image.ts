@@ -3,7 +3,7 @@
 // the cache key is a hash of the recipe below, so a recipe change builds a new image.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { appendFile, mkdir, rm, stat, writeFile, copyFile, rename } from "node:fs/promises";
+import { mkdir, rm, stat, writeFile, copyFile, rename } from "node:fs/promises";
 import * as path from "node:path";
 import { run } from "../host/runner";
 import { LAB_DIR } from "./layout";
@@ -28,9 +28,9 @@ export const RECIPE = {
       "scripts-per-boot, scripts-per-instance, scripts-user, keys-to-console, phone-home, final-message, power-state-change]",
     "",
   ].join("\n"),
-  // already what user-data's `ssh_pwauth: false` asks: cloud-init then finds nothing to change and does not restart
-  // sshd in the middle of the first boot (1.5 s under TCG)
-  sshdConfig: "PasswordAuthentication no\n",
+  // already what user-data's `ssh_pwauth: false` asks, in the drop-in cloud-init writes it to: cloud-init then finds
+  // nothing to change and does not restart sshd in the middle of the first boot (1.5 s under TCG)
+  sshdConfig: { file: "etc/ssh/sshd_config.d/50-cloud-init.conf", content: "PasswordAuthentication no\n" },
   fstab: "LABEL=rootfs / ext4 defaults,errors=remount-ro 0 1\n",
   // e2scrub_reap (e2fsprogs) spends ~16 s of the guest's one vCPU at every boot under TCG, beside the boot's critical
   // path; the lab's guests have no LVM snapshots for it to reap
@@ -87,7 +87,7 @@ export async function ensureImage(log: (s: string) => void = console.log): Promi
   ], { timeoutMs: 20 * 60_000 });
   await writeFile(path.join(rootfs, "etc/cloud/cloud.cfg.d/90-vm-infra-lab.cfg"), RECIPE.cloudCfg);
   await writeFile(path.join(rootfs, "etc/fstab"), RECIPE.fstab);
-  await appendFile(path.join(rootfs, "etc/ssh/sshd_config"), RECIPE.sshdConfig);
+  await writeFile(path.join(rootfs, RECIPE.sshdConfig.file), RECIPE.sshdConfig.content, { mode: 0o600 });
   await writeFile(path.join(rootfs, "etc/machine-id"), "");
   for (const f of readdirSync(path.join(rootfs, "etc/ssh"))) {
     if (f.startsWith("ssh_host_")) await rm(path.join(rootfs, "etc/ssh", f));

@@ -35,13 +35,15 @@ export async function installPinnedKey(v: Virsh, domain: string, t: SshTarget, p
       "Start qemu-guest-agent in the guest, or replace the VM (a new disk gets the pinned key at first boot)");
   }
   if (!current) throw new Error(`${t.hostKey.alias}: the guest agent's ${GUEST_KEY_FILE}.pub holds no ed25519 public key; nothing was run on the guest`);
-  const learned: SshTarget = { ...t, hostKey: { alias: t.hostKey.alias, publicKey: current } };
+  // sshd may present the new key as soon as its file is written (OpenSSH re-executes itself for each connection and
+  // reads its host keys again) or only after the reload: each step accepts the key the guest had and the pinned one
+  const learned: SshTarget = { ...t, hostKey: { alias: t.hostKey.alias, publicKey: current, alsoAccepted: [t.hostKey.publicKey] } };
   log(`${t.hostKey.alias}: the guest has SSH host key ${fingerprint(current)} (read through its guest agent), not yet the pinned ${fingerprint(t.hostKey.publicKey)}: ` +
     "installing the pinned key over SSH checked against the key it has");
   const put = (file: string, mode: string, content: string) =>
     sshRun(learned, ["sudo", "-n", "install", "-m", mode, "-o", "root", "-g", "root", "/dev/stdin", file], 30_000, runner, gate, content);
-  await put(GUEST_KEY_FILE, "600", privateKey);
   await put(`${GUEST_KEY_FILE}.pub`, "644", `${t.hostKey.publicKey}\n`);
+  await put(GUEST_KEY_FILE, "600", privateKey);
   // sshd reads its host keys again on reload (it re-executes itself); sessions already open stay
   await sshRun(learned, ["sudo", "-n", "systemctl", "reload", "ssh"], 30_000, runner, gate);
 }

@@ -115,11 +115,12 @@ test("installing the pinned key: learned through the agent, then constant comman
   expect(agentCalls).toEqual(['guest-file-open {"path":"/etc/ssh/ssh_host_ed25519_key.pub","mode":"r"}', 'guest-file-read {"handle":1000,"count":65536}',
     'guest-file-close {"handle":1000}']);
   expect(ssh.map((c) => c.args.join(" "))).toEqual([
-    "sudo -n install -m 600 -o root -g root /dev/stdin /etc/ssh/ssh_host_ed25519_key",
     "sudo -n install -m 644 -o root -g root /dev/stdin /etc/ssh/ssh_host_ed25519_key.pub",
+    "sudo -n install -m 600 -o root -g root /dev/stdin /etc/ssh/ssh_host_ed25519_key",
     "sudo -n systemctl reload ssh"]);
-  expect(ssh.map((c) => c.input)).toEqual([PRIVATE, `${PINNED}\n`, undefined]);
-  expect(ssh.map((c) => c.knownHosts)).toEqual(Array(3).fill(`web-1 ${OTHER}\n`)); // checked against the key the guest has now
+  expect(ssh.map((c) => c.input)).toEqual([`${PINNED}\n`, PRIVATE, undefined]);
+  // checked against the key the guest has now, or the pinned one once sshd presents it: nothing else
+  expect(ssh.map((c) => c.knownHosts)).toEqual(Array(3).fill(`web-1 ${OTHER}\nweb-1 ${PINNED}\n`));
   expect(logged).toEqual([`web-1: the guest has SSH host key ${fingerprint(OTHER)} (read through its guest agent), not yet the pinned ${fingerprint(PINNED)}: ` +
     "installing the pinned key over SSH checked against the key it has"]);
 });
