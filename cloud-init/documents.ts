@@ -27,6 +27,15 @@ export interface GuestHostKey {
 /** cloud-config keys that would replace or add to the pinned host key: extraUserData may not set them. */
 export const HOST_KEY_SETTINGS = ["ssh_keys", "ssh_genkeytypes", "ssh_deletekeys"] as const;
 
+/**
+ * cloud-init reads YAML 1.1 (PyYAML): there `52:54:00:46:27:37` is a base-60 integer and `on` a boolean. Every document
+ * is written, and extraUserData read, with 1.1's rules, so a MAC of digits only stays a string (it was an integer, and
+ * such a guest never got its network: "Not all expected physical devices present") and a value means to cloud-init
+ * what it meant to its author.
+ */
+const YAML_11 = { version: "1.1" } as const;
+const dump = (doc: unknown) => YAML.stringify(doc, YAML_11);
+
 /** Stable for the VM's whole life, migrations included: derived from the name only. */
 export const instanceId = (vm: Pick<VmSpec, "name">) => `iid-vm-infra-${vm.name}`;
 
@@ -49,18 +58,18 @@ export function userData(vm: VmSpec, hostKey?: GuestHostKey): string {
   // exactly this key and no other: the ones the image may carry are deleted, none is generated
   if (hostKey) Object.assign(base, { ssh_keys: { ed25519_private: hostKey.privateKey, ed25519_public: hostKey.publicKey }, ssh_genkeytypes: [], ssh_deletekeys: true });
   if (vm.packages.length > 0) base.packages = vm.packages;
-  const extra = vm.extraUserData ? (YAML.parse(vm.extraUserData) as unknown) : undefined;
+  const extra = vm.extraUserData ? (YAML.parse(vm.extraUserData, YAML_11) as unknown) : undefined;
   if (extra !== undefined && extra !== null && (typeof extra !== "object" || Array.isArray(extra)))
     throw new Error(`vm ${vm.name}: extraUserData must be a YAML mapping`);
   const pinning = HOST_KEY_SETTINGS.filter((k) => extra && Object.prototype.hasOwnProperty.call(extra, k));
   if (pinning.length > 0)
     throw new Error(`vm ${vm.name}: extraUserData sets ${pinning.join(", ")}: vm-infra makes each VM's SSH host key and accepts only that one; remove ${pinning.length > 1 ? "them" : "it"}`);
   const doc = { ...base, ...(extra as Record<string, unknown> | undefined) };
-  return `#cloud-config\n${YAML.stringify(doc)}`;
+  return `#cloud-config\n${dump(doc)}`;
 }
 
 export function metaData(vm: VmSpec): string {
-  return YAML.stringify({ "instance-id": instanceId(vm), "local-hostname": vm.name });
+  return dump({ "instance-id": instanceId(vm), "local-hostname": vm.name });
 }
 
 export function networkConfig(vm: VmSpec): string {
@@ -73,7 +82,7 @@ export function networkConfig(vm: VmSpec): string {
   } else {
     eth.dhcp4 = true;
   }
-  return YAML.stringify({ version: 2, ethernets: { eth0: eth } });
+  return dump({ version: 2, ethernets: { eth0: eth } });
 }
 
 const sha = (docs: string[]) => createHash("sha256").update(JSON.stringify(docs)).digest("hex");

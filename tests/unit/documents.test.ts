@@ -2,6 +2,7 @@ import YAML from "yaml";
 import { cloudInitDocs, instanceId } from "../../cloud-init/documents";
 import { domainXml, parseDomainXml, parseDomifaddr } from "../../libvirt/domain";
 import { MIGRATION_DEFAULTS, macFor, VmSpec } from "../../config/spec";
+import { run } from "../../host/runner";
 
 const vm: VmSpec = {
   name: "web-1", host: "hv-a", vcpus: 2, memoryMiB: 2048, diskGiB: 8, user: "ops",
@@ -66,4 +67,19 @@ test("domifaddr parsing picks the VM's MAC", () => {
 `;
   expect(parseDomifaddr(two, "52:54:00:7f:cd:21")).toEqual(["192.168.100.166", "192.168.100.167"]);
   expect(parseDomifaddr(two, "52:54:00:00:00:02")).toEqual(["192.168.100.20", "192.168.100.21"]);
+});
+
+// cloud-init reads its documents with PyYAML (YAML 1.1): read them back with it, not with the library that wrote them
+const pyyaml = async (text: string) =>
+  JSON.parse((await run("python3", ["-c", "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"], { timeoutMs: 30_000, input: text })).stdout);
+
+test("a MAC of digits only reaches cloud-init as a string (YAML 1.1 read it as a base-60 integer: the guest never got its network)", async () => {
+  const digits = { ...vm, name: "vm-101", mac: macFor("vm-101") };
+  expect(digits.mac).toBe("52:54:00:00:23:08");
+  const net = await pyyaml(cloudInitDocs(digits).networkConfig);
+  expect(net.ethernets.eth0.match.macaddress).toBe("52:54:00:00:23:08");
+  expect(net.ethernets.eth0.dhcp4).toBe(true);
+  // the author's YAML means to cloud-init what it meant to them: `on` a boolean, a quoted "on" a string
+  const u = await pyyaml(cloudInitDocs({ ...digits, extraUserData: "ssh_pwauth: on\nfqdn: \"on\"\nwrite_files:\n  - path: /etc/x\n    permissions: \"0644\"\n" }).userData);
+  expect([u.ssh_pwauth, u.fqdn, u.write_files[0].permissions, u.hostname]).toEqual([true, "on", "0644", "vm-101"]);
 });
