@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { CommandError, run, Runner } from "./runner";
 import type { JumpHost } from "../config/uri";
-import { guestSshOptions, jumpConfig, knownHostsLine, PinnedKey, routeArgs } from "./ssh";
+import { guestSshOptions, jumpConfig, knownHostsFile, PinnedKey, routeArgs } from "./ssh";
 import { withPrivateDir } from "./tempFiles";
 
 export interface PlaybookRun {
@@ -107,7 +107,7 @@ export async function runPlaybook(r: PlaybookRun, runner: Runner = run): Promise
     const files = { inventory: path.join(dir, "inventory.yml"), vars: path.join(dir, "vars.json"), result: path.join(dir, "result.json"), cp: path.join(dir, "cp"),
       sshConfig: path.join(dir, "ssh_config"), knownHosts: path.join(dir, "known_hosts") };
     if (r.jump) await writeFile(files.sshConfig, jumpConfig(r.jump), { mode: 0o600 });
-    await writeFile(files.knownHosts, `${knownHostsLine(r.hostKey)}\n`, { mode: 0o600 });
+    await writeFile(files.knownHosts, knownHostsFile(r.hostKey), { mode: 0o600 });
     await writeFile(files.inventory, inventoryYaml(r, files.knownHosts, r.jump ? files.sshConfig : undefined), { mode: 0o600 });
     await writeFile(files.vars, JSON.stringify(r.vars), { mode: 0o600 });
     const [file, ...args] = playbookArgv(r, files);

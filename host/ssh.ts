@@ -42,6 +42,10 @@ export interface GuestFiles {
 /** The known_hosts line that pins a guest's key (also the VM's `knownHosts` output, for the user's own ssh). Pure. */
 export const knownHostsLine = (k: PinnedKey) => `${k.alias} ${k.publicKey}`;
 
+/** A guest SSH's known_hosts: the pinned key, and any key also accepted for now, under the VM's name. Pure. */
+export const knownHostsFile = (k: PinnedKey) =>
+  [k.publicKey, ...(k.alsoAccepted ?? [])].map((publicKey) => `${knownHostsLine({ alias: k.alias, publicKey })}\n`).join("");
+
 /** "SHA256:..." as ssh-keygen -l prints it, of a "type base64" public key. Pure. */
 export function fingerprint(publicKey: string): string {
   const blob = Buffer.from(publicKey.trim().split(/\s+/)[1] ?? "", "base64");
@@ -98,8 +102,7 @@ export function guestSshOptions(k: PinnedKey, knownHosts: string): string[] {
 export function withGuestFiles<T>(t: Pick<SshTarget, "hostKey" | "jump">, f: (files: GuestFiles) => Promise<T>): Promise<T> {
   return withPrivateDir(async (dir) => {
     const knownHosts = path.join(dir, "known_hosts");
-    const keys = [t.hostKey.publicKey, ...(t.hostKey.alsoAccepted ?? [])];
-    await writeFile(knownHosts, keys.map((publicKey) => `${knownHostsLine({ alias: t.hostKey.alias, publicKey })}\n`).join(""), { mode: 0o600 });
+    await writeFile(knownHosts, knownHostsFile(t.hostKey), { mode: 0o600 });
     if (!t.jump) return f({ knownHosts });
     const config = path.join(dir, "ssh_config");
     await writeFile(config, jumpConfig(t.jump), { mode: 0o600 });

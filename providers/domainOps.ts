@@ -33,8 +33,8 @@ export async function undefineDomain(v: Virsh, name: string): Promise<void> {
   });
 }
 
-
-const flagsFor = (state: string | undefined) => (state === "running" || state === "paused" ? ["--live", "--config"] : ["--config"]);
+/** `virsh metadata` flags for a domain in `state`: a running or paused one changes live and persistent definitions. */
+export const metadataFlags = (state: string | undefined) => (state === "running" || state === "paused" ? ["--live", "--config"] : ["--config"]);
 
 /**
  * Stops a running domain that the caller will start again (an offline move, a restart): the stop mark goes into its
@@ -43,7 +43,7 @@ const flagsFor = (state: string | undefined) => (state === "running" || state ==
 export async function stopToStartAgain(v: Virsh, name: string, mark: StopMark, deadlineMs = SHUTDOWN_DEADLINE_MS): Promise<void> {
   const state = await v.domainState(name);
   if (state === undefined || state === "shut off") return;
-  await v.exec(["metadata", "--domain", name, "--uri", STOP_NS, "--key", "vmistop", "--set", stopMarkXml(mark), ...flagsFor(state)]);
+  await v.exec(["metadata", "--domain", name, "--uri", STOP_NS, "--key", "vmistop", "--set", stopMarkXml(mark), ...metadataFlags(state)]);
   await stopDomain(v, name, deadlineMs);
 }
 
@@ -51,5 +51,5 @@ export async function stopToStartAgain(v: Virsh, name: string, mark: StopMark, d
 export async function clearStopMark(v: Virsh, name: string): Promise<void> {
   const state = await v.domainState(name).catch(() => undefined);
   if (state === undefined) return;
-  await v.exec(["metadata", "--domain", name, "--uri", STOP_NS, "--key", "vmistop", "--remove", ...flagsFor(state)]).catch(() => undefined);
+  await v.exec(["metadata", "--domain", name, "--uri", STOP_NS, "--key", "vmistop", "--remove", ...metadataFlags(state)]).catch(() => undefined);
 }

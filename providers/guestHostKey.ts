@@ -20,6 +20,11 @@ export function parsePublicKey(text: string): string | undefined {
   return m ? `${m[1]} ${m[2]}` : undefined;
 }
 
+/** The ed25519 host key the guest has now, read through its guest agent (libvirt's channel, not the network). */
+export async function agentHostKey(v: Virsh, domain: string): Promise<string | undefined> {
+  return parsePublicKey(await v.agentReadFile(domain, `${GUEST_KEY_FILE}.pub`));
+}
+
 /**
  * Installs the pinned key (`privateKey` is its private half) on a guest that never had it. `v` reaches the guest's
  * hypervisor; `t` the guest, with `t.hostKey` the pinned key.
@@ -28,7 +33,7 @@ export async function installPinnedKey(v: Virsh, domain: string, t: SshTarget, p
   runner: Runner = run, gate: SshGate = sshGate): Promise<void> {
   let current: string | undefined;
   try {
-    current = parsePublicKey(await v.agentReadFile(domain, `${GUEST_KEY_FILE}.pub`));
+    current = await agentHostKey(v, domain);
   } catch (e) {
     throw new Error(`${t.hostKey.alias} at ${t.address}: the guest's SSH host key is not the one vm-infra made for it, and its guest agent could not ` +
       `show the key it has (${e instanceof Error ? e.message : String(e)}); vm-infra trusts no key it cannot verify, so nothing was run on it. ` +

@@ -137,7 +137,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     }
     const n = names(current.instance ? { ...news, instance: current.instance } : { ...news, overlayVolume: current.overlayVolume });
     const missing = current.missing ?? [];
-    const restart = RESTART_KEYS.some((k) => JSON.stringify(current[k]) !== JSON.stringify(news[k]));
+    const changed = RESTART_KEYS.filter((k) => JSON.stringify(current[k]) !== JSON.stringify(news[k]));
+    const restart = changed.length > 0;
     const v = new Virsh(news.uri);
     if (!restart && missing.length === 0) {
       if (news.owner && JSON.stringify(current.owner) !== JSON.stringify(news.owner) && current.instance) await setOwner(v, news, current.instance);
@@ -159,7 +160,6 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       const state = await v.domainState(news.name);
       const recreated = missing.includes("domain") || missing.includes("overlay");
       // a running VM stopped here is started again below; the mark says so on the host until it runs
-      const changed = RESTART_KEYS.filter((k) => JSON.stringify(current[k]) !== JSON.stringify(news[k]));
       const mark = (restart || recreated) && (state === "running" || state === "paused")
         ? { by: `the restart that applies ${changed.length ? changed.join(", ") : `a new ${missing.join(", ")}`}`, at: new Date().toISOString() } : undefined;
       if (mark) await stopToStartAgain(v, news.name, mark);

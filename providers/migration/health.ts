@@ -2,7 +2,7 @@
 import { run } from "../../host/runner";
 import { guestRoute } from "../../config/resolve";
 import { GuestHostKeyError, jumpTcp, sshRun } from "../../host/ssh";
-import { GUEST_KEY_FILE, parsePublicKey } from "../guestHostKey";
+import { agentHostKey, GUEST_KEY_FILE } from "../guestHostKey";
 import { Virsh } from "../../host/virsh";
 import { parseDomainXml } from "../../libvirt/domain";
 import { poll, PollTimeout } from "../../host/poll";
@@ -46,7 +46,7 @@ export function healthChecks(r: MoveRequest, T: Virsh, paths: { diskPath: string
           hostKey: { alias: r.name, publicKey } }, ["true"], 20_000);
         // a guest that never had its pinned key (made before vm-infra pinned keys; readiness installs it after this
         // update's move) logs in with the key it has, read through its guest agent: verified, never trusted on first use
-        const own = async () => parsePublicKey(await T.agentReadFile(r.name, `${GUEST_KEY_FILE}.pub`));
+        const own = () => agentHostKey(T, r.name);
         if (!r.guest.hostKey) {
           const key = await own();
           if (!key) throw new Error(`no ed25519 host key in ${GUEST_KEY_FILE}.pub (read through the guest agent)`);

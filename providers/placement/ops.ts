@@ -2,7 +2,7 @@
 import { stat } from "node:fs/promises";
 import { Virsh } from "../../host/virsh";
 import { Owner, StopMark, domainXml, ownerXml, OWNER_NS, parseDomainXml } from "../../libvirt/domain";
-import { clearStopMark } from "../domainOps";
+import { clearStopMark, metadataFlags } from "../domainOps";
 import { audit } from "../audit";
 import { ownerText } from "../ownership";
 import { say } from "../say";
@@ -74,8 +74,7 @@ export async function setOwner(v: Virsh, i: PlacementInputs, instance: string): 
   const o = ownerOf(i, instance);
   if (!o) return;
   const state = await v.domainState(i.name);
-  const flags = state === "running" || state === "paused" ? ["--live", "--config"] : ["--config"];
-  await v.exec(["metadata", "--domain", i.name, "--uri", OWNER_NS, "--key", "vmi", "--set", ownerXml(o), ...flags]);
+  await v.exec(["metadata", "--domain", i.name, "--uri", OWNER_NS, "--key", "vmi", "--set", ownerXml(o), ...metadataFlags(state)]);
 }
 
 /** What stopped a VM, from the state's stoppedByMove (states written before restarts were marked say only "a -> b at t"). */

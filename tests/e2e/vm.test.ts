@@ -7,7 +7,7 @@
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { fingerprint, sshRun } from "../../host/ssh";
-import { parsePublicKey } from "../../providers/guestHostKey";
+import { agentHostKey } from "../../providers/guestHostKey";
 import { Virsh } from "../../host/virsh";
 import { HOSTS, KNOWN_HOSTS, OPS, sshUri, uri } from "../../lab/layout";
 import { jumpHostOf, JumpHost } from "../../config/uri";
@@ -127,8 +127,7 @@ test("the state holds no plaintext SSH key", async () => {
 });
 
 // issue 10 item 4: guest host keys pinned, never trusted on first use
-const agentKey = async (vm: string, host: string) =>
-  parsePublicKey(await new Virsh(uri(HOSTS.find((x) => x.name === host)!)).agentReadFile(vm, "/etc/ssh/ssh_host_ed25519_key.pub"));
+const agentKey = (vm: string, host: string) => agentHostKey(new Virsh(uri(HOSTS.find((x) => x.name === host)!)), vm);
 
 test("each guest has exactly the SSH host key vm-infra made for it; its private half is in the state only as a secret; the printed ssh command checks it", async () => {
   const vms = await vmsOf();
