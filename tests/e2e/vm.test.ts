@@ -1,9 +1,9 @@
-// The VM component on the real engine and the real lab, on either topology (tests/support/pulumiCli.ts TOPOLOGY): local,
-// or remote (issue 10): pulumi in the operator namespace, both hosts over qemu+libssh2 with their host keys verified,
-// their guests only through the hypervisors' sshd (the operator namespace has no route to them). The host-key test runs
-// on the remote path always. Two VMs (one per host) come up and accept SSH + sudo;
-// up again changes nothing; a memory and user-data change updates in place with a new ISO and keeps the disk; the
-// state holds no plaintext key; provisioning (issue 13) on e2e-b; destroy leaves no domain or volume behind.
+// The VM component on the real engine and the real lab, on the remote topology by default (tests/support/pulumiCli.ts
+// topology; VM_INFRA_TOPOLOGY=local for the local one). Remote (issue 10): pulumi in the operator namespace, both hosts
+// over qemu+libssh2 with their host keys verified, their guests only through the hypervisors' sshd (the operator
+// namespace has no route to them); the host-key test runs on the remote path always. Two VMs (one per host) come up and
+// accept SSH + sudo; up again changes nothing; a memory and user-data change updates in place with a new ISO and keeps
+// the disk; the state holds no plaintext key; provisioning (issue 13) on e2e-b; destroy leaves no domain or volume behind.
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { fingerprint, sshRun } from "../../host/ssh";
@@ -16,10 +16,11 @@ import { KEY_PATH, ensureLab, labHostsConfig, writeLabStack } from "../../lab/st
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Image } from "../../lab/image";
-import { TOPOLOGY, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
+import { topology, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { inventory } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
+const TOPOLOGY = topology("remote");
 
 const root = path.join(__dirname, "..", "..");
 const remote = TOPOLOGY === "remote";
