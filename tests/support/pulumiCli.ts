@@ -82,7 +82,7 @@ export const extended = process.env.VM_INFRA_E2E_EXTENDED ? test : test.skip;
 /**
  * The lab topology a suite runs on. The VM and migration suites default to remote (issue 10: the path real users take;
  * pulumi in the operator namespace, both hosts over qemu+libssh2 with verified host keys, guests through their
- * hypervisor; about 1.3 times their local time, every virsh call over SSH being a new connection); the others run on
+ * hypervisor; 1.3 to 1.4 times their local time, every virsh call over SSH being a new connection); the others run on
  * the local one. VM_INFRA_TOPOLOGY=local|remote overrides the default (`npm run test:local` runs those two locally).
  */
 export function topology(suiteDefault: "local" | "remote"): "local" | "remote" {
