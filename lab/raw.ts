@@ -76,7 +76,7 @@ export async function rawBoot(v: Virsh, o: RawBootOptions) {
     if (Date.now() > deadline) throw new Error(`${o.name}: no SSH within 20 min`);
     address = await findAddress(v, o.name, vm.mac);
     const target = { user, address: address ?? "", privateKeyPath: o.keyPath, ...o.route, hostKey };
-    if (address && (await sshRun(target, ["true"], 15_000).then(() => true, () => false))) tSsh = Date.now();
+    if (address && (await sshRun(target, ["true"], 60_000).then(() => true, () => false))) tSsh = Date.now();
     else await new Promise((r) => setTimeout(r, 1000));
   }
   const status = await sshRun({ user, address: address!, privateKeyPath: o.keyPath, ...o.route, hostKey }, ["cloud-init", "status", "--wait"], 1_800_000);

@@ -10,7 +10,7 @@ import { labDown } from "../../lab/hosts";
 import { Image } from "../../lab/image";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { extended, outputs, pulumi, up, upExpectingFailure } from "../support/pulumiCli";
-import { guestSsh, pinnedKey, virsh } from "../support/lab";
+import { GUEST, guestSsh, pinnedKey, virsh } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 
@@ -70,7 +70,7 @@ beforeAll(async () => {
   for (const args of [["cancel", "--yes"], ["destroy", "--yes", "--skip-preview"], ["stack", "rm", "--yes", "--force"]])
     await pulumi(h, args, 600_000, [0, 1, 255]).catch(() => undefined);
   await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
-  await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops" }], image, publicKey);
+  await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", ...GUEST }], image, publicKey);
   await up(h);
   await ssh("echo kept > /home/ops/marker && sync");
 });
@@ -167,7 +167,7 @@ test("a second stack with the same VM is refused, and its destroy leaves the fir
   await pulumi(dup, ["stack", "rm", "--yes", "--force"], 60_000, [0, 255]).catch(() => undefined);
   await run("pulumi", ["stack", "init", dup.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
   try {
-    await writeLabStack(root, dup.stack, [{ name: VM, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops" }], image, publicKey);
+    await writeLabStack(root, dup.stack, [{ name: VM, host: "hv-a", ...GUEST }], image, publicKey);
     const p = await placement();
     const out = await upExpectingFailure(dup);
     expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement)`);
@@ -194,7 +194,7 @@ test("a stack that lost its VM from the state is refused the name, then adopts i
   expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement); ` +
     `vm-infra does not adopt an existing VM unless told to: remove it, choose another name, or, to manage that VM from this stack, set vms[].adopt ` +
     `to its UUID (${p.uuid})`);
-  await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", adopt: p.uuid }], image, publicKey);
+  await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", ...GUEST, adopt: p.uuid }], image, publicKey);
   await up(h);
   const q = await placement();
   expect([q.uuid, q.overlayVolume, q.isoVolume, q.instance]).toEqual([p.uuid, p.overlayVolume, p.isoVolume, p.instance]);

@@ -12,7 +12,7 @@ import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { CommandError, run } from "../../host/runner";
 import { outputs, pulumi, stateOutputs, up } from "../support/pulumiCli";
-import { guestSsh, pinnedKey, virsh as virshOf } from "../support/lab";
+import { GUEST, guestSsh, pinnedKey, virsh as virshOf } from "../support/lab";
 import { poll } from "../../host/poll";
 import { parseStopMark } from "../../libvirt/domain";
 import type { PinnedKey } from "../../host/ssh";
@@ -63,7 +63,7 @@ const CASES = pick === "full" ? FULL : pick === "rest" ? FULL.filter((c) => !SLI
   : pick ? FULL.filter((c) => pick.split(",").some((p) => key(c).includes(p))) : SLICE;
 
 async function configure(host: string, migration?: Record<string, unknown>): Promise<void> {
-  await writeLabStack(root, h.stack, [{ name: VM, host, memoryMiB: 768, diskGiB: 4, user: "ops", storage: "local", ...(migration ? { migration } : {}) }],
+  await writeLabStack(root, h.stack, [{ name: VM, host, ...GUEST, storage: "local", ...(migration ? { migration } : {}) }],
     image, publicKey);
 }
 
@@ -226,7 +226,7 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
 // that for its owner's choice (the same class as the offline move killed after its shutdown)
 test("pulumi killed while a restart has the VM shut down: the host keeps vm-infra's stop mark; cancel and up start it again", async () => {
   const uuid = (await stateOf()).uuid as string;
-  await writeLabStack(root, h.stack, [{ name: VM, host: at, memoryMiB: 640, diskGiB: 4, user: "ops", storage: "local" }], image, publicKey);
+  await writeLabStack(root, h.stack, [{ name: VM, host: at, ...GUEST, memoryMiB: 640, storage: "local" }], image, publicKey);
   // the run is killed right after it asked the guest to shut down (its command log says when): the guest powers off
   // by itself, and the run never gets to start it again
   const log = path.join(root, ".vm-infra", `commands-${h.stack}.log`);

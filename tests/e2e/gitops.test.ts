@@ -10,7 +10,7 @@ import { run } from "../../host/runner";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { pulumi, vmInfra } from "../support/pulumiCli";
-import { inventory, whereIs } from "../support/lab";
+import { GUEST, inventory, whereIs } from "../support/lab";
 import { startPostgres, type Postgres } from "../support/postgres";
 import type { Result } from "../../cli/result";
 
@@ -25,7 +25,7 @@ let before: string[];
 const savedBackend = process.env.PULUMI_BACKEND_URL;
 
 const configure = (vm: Record<string, unknown>) =>
-  writeLabStack(root, h.stack, [{ name: "ops-a", host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", ...vm }], image, publicKey);
+  writeLabStack(root, h.stack, [{ name: "ops-a", host: "hv-a", ...GUEST, ...vm }], image, publicKey);
 
 /** The CLI as a pipeline runs it, on the PostgreSQL backend given in its environment. */
 const cli = (args: string[], opts: { onStdout?: (s: string) => void } = {}) => vmInfra(h, args, { env: { PULUMI_BACKEND_URL: pg.url }, ...opts });

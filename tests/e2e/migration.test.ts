@@ -12,7 +12,7 @@ import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
 import { topology, extended, outputs, previewSteps, pulumi, stateOutputs, stopVmInfra, up, upExpectingFailure, urnName, vmInfra } from "../support/pulumiCli";
-import { guestSsh, inventory, pinnedKey, virsh, waitForJob, whereIs } from "../support/lab";
+import { GUEST, guestSsh, inventory, pinnedKey, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 const TOPOLOGY = topology("remote");
@@ -36,8 +36,8 @@ const hostsConfig = () => {
 
 async function configure(): Promise<void> {
   const vms = [
-    { name: "mig-l", host: place["mig-l"].host, memoryMiB: 768, diskGiB: 4, user: "ops", storage: "local", ...(place["mig-l"].migration ? { migration: place["mig-l"].migration } : {}) },
-    { name: "mig-s", host: place["mig-s"].host, memoryMiB: 768, diskGiB: 4, user: "ops", storage: "shared", ...(place["mig-s"].migration ? { migration: place["mig-s"].migration } : {}) },
+    { name: "mig-l", host: place["mig-l"].host, ...GUEST, storage: "local", ...(place["mig-l"].migration ? { migration: place["mig-l"].migration } : {}) },
+    { name: "mig-s", host: place["mig-s"].host, ...GUEST, storage: "shared", ...(place["mig-s"].migration ? { migration: place["mig-s"].migration } : {}) },
   ];
   await writeLabStack(root, h.stack, vms, image, publicKey, { "vm-infra:hosts": hostsConfig() }, undefined, TOPOLOGY);
 }

@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Image } from "../../lab/image";
 import { topology, outputs, previewSteps, pulumi, stateOutputs, up, upExpectingFailure, urnName } from "../support/pulumiCli";
-import { inventory } from "../support/lab";
+import { GUEST, inventory } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 const TOPOLOGY = topology("remote");
@@ -31,8 +31,8 @@ let publicKey: string;
 type VmOut = { address: string; host: string; mac: string; instanceId: string; ssh: string; hostKey: string; knownHosts: string };
 const vmsOf = async () => (await outputs(h)).vms as Record<string, VmOut>;
 const vmConfig = (memA: number, extra?: string, provision?: Record<string, unknown>) => [
-  { name: "e2e-a", host: "hv-a", memoryMiB: memA, diskGiB: 4, user: "ops", ...(extra ? { extraUserData: extra } : {}) },
-  { name: "e2e-b", host: "hv-b", memoryMiB: 768, diskGiB: 4, user: "ops", ...(provision ? { provision } : {}) },
+  { name: "e2e-a", host: "hv-a", ...GUEST, memoryMiB: memA, ...(extra ? { extraUserData: extra } : {}) },
+  { name: "e2e-b", host: "hv-b", ...GUEST, ...(provision ? { provision } : {}) },
 ];
 const jumpOf = (host: string) => jumpHostOf(sshUri(HOSTS.find((x) => x.name === host)!)) as JumpHost;
 /** SSH to a guest as the user reaches it: remote, from the operator namespace through its hypervisor; local, from the host's namespace. */
