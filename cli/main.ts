@@ -114,7 +114,7 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 async function preCheck(olds: Record<string, unknown>, news: Record<string, unknown>, baseUploadedFirst: boolean): Promise<string[]> {
   const req = moveRequest(olds as unknown as PlacementOutputs, news as unknown as PlacementInputs);
   try {
-    await preChecks(req, new Virsh(req.from.uri), new Virsh(req.to.uri), baseUploadedFirst);
+    await preChecks(req, new Virsh(req.from.uri), new Virsh(req.to.uri), { baseUploadedFirst });
     return [];
   } catch (e) {
     return [e instanceof Error ? e.message : String(e)];

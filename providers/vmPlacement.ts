@@ -10,7 +10,7 @@ import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
 import { stopDomain, stopToStartAgain, undefineDomain } from "./domainOps";
 import { cancelledSince } from "./migration/cancel";
-import { limiter } from "./migration/limits";
+import { limiter, poolPromises } from "./migration/limits";
 import { moveVm } from "./migration/move";
 import { MigrationError, shapeOf } from "./migration/types";
 import { findDomain, observe, ownerText } from "./ownership";
@@ -115,7 +115,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       const release = await limiter.acquire({ vm: news.name, from: olds.hostName, to: news.hostName, memoryMiB: req.memoryMiB }, news.limits, say,
         () => cancelledSince(news.owner?.stack));
       try {
-        const { record, paths, leftovers } = await moveVm(req, { log: say, arriving: limiter.arriving(news.hostName, news.name) }).finally(release);
+        const { record, paths, leftovers } = await moveVm(req, { log: say, arriving: limiter.arriving(news.hostName, news.name), room: poolPromises }).finally(release);
         audit({ action: "migrate", vm: news.name, host: `${olds.hostName}->${news.hostName}`, outcome: "ok", detail: JSON.stringify(record) });
         current = { ...olds, hostName: news.hostName, uri: news.uri, pool: news.pool, migrationUri: news.migrationUri, guestNetns: news.guestNetns, guestJump: news.guestJump,
           knownHosts: news.knownHosts, ...paths, lastMigration: record, leftovers: [...current.leftovers ?? [], ...leftovers],

@@ -80,3 +80,33 @@ export class MoveLimiter {
 
 /** The one limiter of this provider process (one update). */
 export const limiter = new MoveLimiter();
+
+/**
+ * Room in target pools promised to the copies of this update that are under way. A copy's pre-check sees the pool's
+ * free bytes as they are now, which do not yet count what the other copies arriving in the same pool will still
+ * write: two copies that each fit alone could fill the pool together (and a full pool pauses every running guest whose
+ * disk is in it). So a copy that passes its pre-check holds its whole size here until its move ends, and the next
+ * pre-check subtracts what others hold. Counting the whole size of a copy half done refuses in doubt, never the other way.
+ */
+export class PoolPromises {
+  private readonly held: { pool: string; vm: string; bytes: number }[] = [];
+
+  /** What the other copies into this pool (a host's URI and a pool name) hold now. */
+  promised(uri: string, pool: string, except: string): { vm: string; bytes: number }[] {
+    const key = JSON.stringify([uri, pool]);
+    return this.held.filter((h) => h.pool === key && h.vm !== except).map((h) => ({ vm: h.vm, bytes: h.bytes }));
+  }
+
+  /** Holds `bytes` in the pool for `vm`; the returned function gives them back (once). */
+  hold(uri: string, pool: string, vm: string, bytes: number): () => void {
+    const h = { pool: JSON.stringify([uri, pool]), vm, bytes };
+    this.held.push(h);
+    return () => {
+      const i = this.held.indexOf(h);
+      if (i >= 0) this.held.splice(i, 1);
+    };
+  }
+}
+
+/** The provider process's promises (one process per update, as for the limiter). */
+export const poolPromises = new PoolPromises();

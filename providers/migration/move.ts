@@ -12,6 +12,7 @@ import { domainXml } from "../../libvirt/domain";
 import { migrateArgs, parseJobInfo, rewriteDiskPaths } from "../../libvirt/migration";
 import { clearStopMark, stopToStartAgain, undefineDomain } from "../domainOps";
 import { healthChecks, runHealth } from "./health";
+import type { PoolPromises } from "./limits";
 import { preChecks } from "./preChecks";
 import { rollback } from "./rollback";
 import { copyVolume, transfer } from "./transfer";
@@ -23,6 +24,8 @@ export interface MoveDeps {
   connect?: (uri: string) => Virsh;
   /** Other moves of this update arriving on the same target now (limits.ts): the memory promised to them. */
   arriving?: { vm: string; memoryMiB: number }[];
+  /** The target pool room promised to this update's copies (limits.ts); this move's copy holds its size until it ends. */
+  room?: PoolPromises;
 }
 
 export interface MoveResult {
@@ -51,8 +54,9 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
   let paused = false;
   let stopped = false;
   let offline = r.migration.mode === "offline";
+  let releaseRoom: (() => void) | undefined;
   try {
-    ({ sourceState } = await attempt("pre-check", () => preChecks(r, S, T, false, deps.arriving)));
+    ({ sourceState, release: releaseRoom } = await attempt("pre-check", () => preChecks(r, S, T, { arriving: deps.arriving, room: deps.room })));
     if (sourceState !== "running" && sourceState !== "paused") offline = true; // a stopped VM moves its definition and disk
     const mode = offline ? "offline" : r.migration.mode;
     rec.mode = mode;
@@ -165,5 +169,7 @@ export async function moveVm(r: MoveRequest, deps: MoveDeps): Promise<MoveResult
       ? { diskPath: await T.volumePath(r.to.pool, r.overlayVolume).catch(() => ""), isoPath: await T.volumePath(r.to.pool, r.isoVolume).catch(() => "") }
       : undefined;
     throw new MigrationError({ record: rec, at: rb.at, paths, leftovers: rb.leftovers, leftStopped: rb.leftStopped }, rb.summary);
+  } finally {
+    releaseRoom?.(); // the copy is in the pool now, or rolled back out of it
   }
 }

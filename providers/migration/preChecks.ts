@@ -5,6 +5,7 @@ import { withPrivateFile } from "../../host/tempFiles";
 import { parseKeyValues } from "../../libvirt/domain";
 import { mib } from "../../libvirt/migration";
 import { describeOwner } from "../ownership";
+import type { PoolPromises } from "./limits";
 import { MoveRequest, StepError, msg } from "./types";
 
 export async function volBytes(v: Virsh, pool: string, vol: string, key: "Capacity" | "Allocation"): Promise<number> {
@@ -12,13 +13,24 @@ export async function volBytes(v: Virsh, pool: string, vol: string, key: "Capaci
   return Number((kv[key] ?? "0").split(" ")[0]);
 }
 
-/**
- * Everything that can be known before anything moves. Throws StepError("pre-check") with all problems found.
- * `baseUploadedFirst`: asked at plan time (vm-infra plan --check-hosts) for an update that uploads the base image to
- * the target's pool before the move: its absence is then expected, and its size counts against the pool's room.
- */
-export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploadedFirst = false,
-  arriving: { vm: string; memoryMiB: number }[] = []): Promise<{ sourceState: string }> {
+export interface PreCheckOptions {
+  /**
+   * Asked at plan time (vm-infra plan --check-hosts) for an update that uploads the base image to the target's pool
+   * before the move: its absence is then expected, and its size counts against the pool's room.
+   */
+  baseUploadedFirst?: boolean;
+  /** Other moves of this update arriving on the same target now (limits.ts): the memory promised to them. */
+  arriving?: { vm: string; memoryMiB: number }[];
+  /**
+   * The room promised to the other copies of this update (limits.ts PoolPromises): counted against the target pool,
+   * and a copy that passes holds its own size there until the returned `release` is called (when its move ends).
+   */
+  room?: PoolPromises;
+}
+
+/** Everything that can be known before anything moves. Throws StepError("pre-check") with all problems found. */
+export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckOptions = {}): Promise<{ sourceState: string; release?: () => void }> {
+  const arriving = o.arriving ?? [];
   const problems: string[] = [];
   try {
     await T.exec(["uri"], 15_000);
@@ -73,7 +85,7 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploaded
   } else {
     let base = 0;
     if (!(await T.volumeExists(r.to.pool, r.baseVolume))) {
-      if (baseUploadedFirst) base = await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
+      if (o.baseUploadedFirst) base = await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
       else problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
     }
     for (const vol of [r.overlayVolume, r.isoVolume])
@@ -82,8 +94,13 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, baseUploaded
     const { state, availableBytes: avail } = await T.poolInfo(r.to.pool);
     if ((state ?? "running") !== "running") problems.push(`pool ${r.to.pool} on ${r.to.hostName} is ${state}`);
     const margin = 64 * 1024 ** 2;
-    if (avail < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available, the copy needs ${mib(need + margin)}` +
-      (base ? ` (with the base image this update uploads there first, ${mib(base)})` : ""));
+    // from here to the hold below nothing awaits: no other copy's pre-check can pass in between
+    const others = o.room?.promised(r.to.uri, r.to.pool, r.name) ?? [];
+    const promised = others.reduce((sum, x) => sum + x.bytes, 0);
+    if (avail - promised < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available` +
+      (promised ? `, ${mib(promised)} of it promised to the copies arriving there now (${others.map((x) => x.vm).join(", ")})` : "") +
+      `, the copy needs ${mib(need + margin)}` + (base ? ` (with the base image this update uploads there first, ${mib(base)})` : ""));
+    if (!problems.length && o.room) return { sourceState, release: o.room.hold(r.to.uri, r.to.pool, r.name, need) };
   }
   if (problems.length) throw new StepError("pre-check", problems.join("; "));
   return { sourceState };

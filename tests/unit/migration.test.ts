@@ -4,6 +4,7 @@ import { MIGRATION_DEFAULTS, MigrationSpec } from "../../config/spec";
 import { CommandError, Runner } from "../../host/runner";
 import { Virsh } from "../../host/virsh";
 import { completionTimeoutMs, migrateArgs, parseJobInfo, parseQuantity, planLine, rewriteDiskPaths } from "../../libvirt/migration";
+import { PoolPromises } from "../../providers/migration/limits";
 import { preChecks } from "../../providers/migration/preChecks";
 import { rollback } from "../../providers/migration/rollback";
 import { transfer } from "../../providers/migration/transfer";
@@ -157,9 +158,42 @@ test("pre-checks name every problem: a full pool, too little memory, a name alre
 test("pre-checks count the memory promised to the moves arriving on the target in the same update", async () => {
   const S = new Virsh("qemu:///a", fakeHost(source, []));
   const T = new Virsh("qemu:///b", fakeHost(target(10 * 1024 ** 3, 2_000_000), [])); // 1953 MiB free
-  await expect(preChecks(req(), S, T, false, [{ vm: "db", memoryMiB: 512 }])).resolves.toEqual({ sourceState: "running" });
-  await expect(preChecks(req(), S, T, false, [{ vm: "db", memoryMiB: 512 }, { vm: "app-1", memoryMiB: 512 }]))
+  await expect(preChecks(req(), S, T, { arriving: [{ vm: "db", memoryMiB: 512 }] })).resolves.toEqual({ sourceState: "running" });
+  await expect(preChecks(req(), S, T, { arriving: [{ vm: "db", memoryMiB: 512 }, { vm: "app-1", memoryMiB: 512 }] }))
     .rejects.toThrow("memory: hv-b has 1953 MiB free, 1024 MiB of it promised to the moves arriving there now (db, app-1), the VM needs 1024 MiB");
+});
+
+// two copies into one pool that each fit alone: without the promise both pre-checks passed and together they filled it
+test("pre-checks of copies into the same pool at once: the one that passes holds its size, the other is refused naming it; released, it passes", async () => {
+  const room = new PoolPromises();
+  const S = new Virsh("qemu:///a", fakeHost((a) => source(a.map((x) => (x === "web-2.qcow2" ? "web-1.qcow2" : x))), [])); // the same size
+  const T = new Virsh("qemu:///b", fakeHost(target(150 * 2 ** 20), [])); // each copy needs 114.4 MiB with the margin, 50.4 MiB without
+  const [a, b] = await Promise.allSettled([preChecks(req(), S, T, { room }), preChecks(req({ name: "web-2", overlayVolume: "web-2.qcow2" }), S, T, { room })]);
+  expect(a.status).toBe("fulfilled");
+  expect(b.status === "rejected" && String(b.reason.message)).toBe("room: pool default on hv-b has 150.0 MiB available, 50.4 MiB of it promised to the " +
+    "copies arriving there now (web-1), the copy needs 114.4 MiB");
+  expect(room.promised("qemu:///b", "default", "web-2")).toEqual([{ vm: "web-1", bytes: 52428800 + 374784 }]);
+  expect(room.promised("qemu:///b", "other", "web-2")).toEqual([]); // another pool of the same host is not affected
+  (a as PromiseFulfilledResult<{ release?: () => void }>).value.release!();
+  const again = await preChecks(req({ name: "web-2", overlayVolume: "web-2.qcow2" }), S, T, { room });
+  expect(room.promised("qemu:///b", "default", "web-1")).toEqual([{ vm: "web-2", bytes: 52428800 + 374784 }]);
+  again.release!();
+  expect(room.promised("qemu:///b", "default", "")).toEqual([]);
+});
+
+test("a move gives its pool room back when it ends, also when it fails and is rolled back", async () => {
+  const room = new PoolPromises();
+  const S = new Virsh("qemu:///a", fakeHost((a) => (a[0] === "domuuid" ? "u-1\n" : source(a)), []));
+  const T = new Virsh("qemu:///b", fakeHost((a) => (a[0] === "vol-create-as" ? new CommandError(["virsh"], 1, null, false, "error: pool default is full", "") : target(50 * 2 ** 30)(a)), []));
+  const hosts: Record<string, Virsh> = { "qemu:///a": S, "qemu:///b": T };
+  const seen: number[] = [];
+  const err = await moveVm(req({ uuid: "u-1" }), {
+    log: (l) => { if (/pre-checks passed/.test(l)) seen.push(room.promised("qemu:///b", "default", "").length); },
+    connect: (u) => hosts[u], room,
+  }).catch((e: unknown) => e);
+  expect((err as MigrationError).failure.record.failedStep).toBe("prepare target");
+  expect(seen).toEqual([1]); // held while it ran
+  expect(room.promised("qemu:///b", "default", "")).toEqual([]);
 });
 
 test("pre-checks: a CPU the target cannot run is refused", async () => {
