@@ -1,7 +1,7 @@
 // Benchmark (prints figures, asserts nothing): guest downtime as ping loss inside the lab, and vm-infra's overhead
 // against a raw `virsh migrate` of the same VM in the same run.
 //
-//   scripts/with-env.sh node dist/scripts/benchMigration.js [--rounds N] [--topology local|remote]   (npm run bench:migration)
+//   scripts/with-env.sh node dist/scripts/benchMigration.js [--rounds N] [--vcpus N] [--topology local|remote]   (npm run bench:migration)
 //
 // remote: vm-infra and the raw command both reach the hosts over qemu+libssh from the lab's operator namespace.
 //
@@ -16,7 +16,7 @@ import { ensureLab, writeLabStack } from "../lab/stack";
 import { migrateArgs } from "../libvirt/migration";
 import { MIGRATION_DEFAULTS } from "../config/spec";
 
-const opts = args({ rounds: "3" });
+const opts = args({ rounds: "3", vcpus: "1" });
 const topo = topologyOf(opts.topology);
 const bench = benchStack("bench-mig", topo.netns);
 
@@ -42,9 +42,9 @@ async function main(): Promise<void> {
   const rounds = Number(opts.rounds);
   const { image, publicKey } = await ensureLab();
   await bench.select();
-  const vm = { name: "bench-m", host: "hv-a", memoryMiB: 768, diskGiB: 4, user: "ops", storage: "shared" };
+  const vm = { name: "bench-m", host: "hv-a", vcpus: Number(opts.vcpus), memoryMiB: 768, diskGiB: 4, user: "ops", storage: "shared" };
   await writeLabStack(bench.root, bench.stack, [vm], image, publicKey, { "vm-infra:hosts": topo.hosts }, undefined, opts.topology);
-  console.log("bench: creating bench-m (shared storage) through vm-infra ...");
+  console.log(`bench: creating bench-m (shared storage, ${vm.vcpus} vCPU) through vm-infra ...`);
   const createMs = await bench.timed(["up", "--yes", "--skip-preview"]);
   const out = await bench.vmsOutput();
   const address = out["bench-m"].address as string;
