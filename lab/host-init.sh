@@ -19,4 +19,12 @@ mkdir -p /var/lib/vm-infra-small
 mount -t tmpfs -o size=200m,mode=0711 vmi-small /var/lib/vm-infra-small
 mount --bind "$state/resolv.conf" /etc/resolv.conf
 mount --bind "$state/hosts" /etc/hosts
+# root's shell startup files are the machine's, not a hypervisor's: sshd runs every SSH command (libvirt's remote
+# helper, once per virsh connection over qemu+ssh) through root's shell, which reads ~/.bashrc. On this workplace's
+# machines that runs pyenv's init, which re-hashes under a lock: 0.8 s per connection, tens of seconds when several
+# connect at once. The lab host's root gets empty ones, as a hypervisor's would be.
+home=$(getent passwd root | cut -d: -f6)
+for f in .bashrc .bash_profile .profile; do
+  if [ -f "$home/$f" ]; then mount --bind /dev/null "$home/$f"; fi
+done
 exec libvirtd --daemon --listen --pid-file /run/libvirt/libvirtd.pid
