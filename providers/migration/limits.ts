@@ -89,17 +89,16 @@ export const limiter = new MoveLimiter();
  * pre-check subtracts what others hold. Counting the whole size of a copy half done refuses in doubt, never the other way.
  */
 export class PoolPromises {
-  private readonly held: { pool: string; vm: string; bytes: number }[] = [];
+  private readonly held: { uri: string; pool: string; vm: string; bytes: number }[] = [];
 
   /** What the other copies into this pool (a host's URI and a pool name) hold now. */
   promised(uri: string, pool: string, except: string): { vm: string; bytes: number }[] {
-    const key = JSON.stringify([uri, pool]);
-    return this.held.filter((h) => h.pool === key && h.vm !== except).map((h) => ({ vm: h.vm, bytes: h.bytes }));
+    return this.held.filter((h) => h.uri === uri && h.pool === pool && h.vm !== except).map((h) => ({ vm: h.vm, bytes: h.bytes }));
   }
 
   /** Holds `bytes` in the pool for `vm`; the returned function gives them back (once). */
   hold(uri: string, pool: string, vm: string, bytes: number): () => void {
-    const h = { pool: JSON.stringify([uri, pool]), vm, bytes };
+    const h = { uri, pool, vm, bytes };
     this.held.push(h);
     return () => {
       const i = this.held.indexOf(h);

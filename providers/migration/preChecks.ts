@@ -32,6 +32,7 @@ export interface PreCheckOptions {
 export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckOptions = {}): Promise<{ sourceState: string; release?: () => void }> {
   const arriving = o.arriving ?? [];
   const problems: string[] = [];
+  let copyBytes = 0; // a copy's size, held in o.room once every check passed
   try {
     await T.exec(["uri"], 15_000);
   } catch (e) {
@@ -94,14 +95,14 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckO
     const { state, availableBytes: avail } = await T.poolInfo(r.to.pool);
     if ((state ?? "running") !== "running") problems.push(`pool ${r.to.pool} on ${r.to.hostName} is ${state}`);
     const margin = 64 * 1024 ** 2;
-    // from here to the hold below nothing awaits: no other copy's pre-check can pass in between
+    // from here to the hold at the end nothing awaits: no other copy's pre-check can pass in between
     const others = o.room?.promised(r.to.uri, r.to.pool, r.name) ?? [];
     const promised = others.reduce((sum, x) => sum + x.bytes, 0);
     if (avail - promised < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available` +
       (promised ? `, ${mib(promised)} of it promised to the copies arriving there now (${others.map((x) => x.vm).join(", ")})` : "") +
       `, the copy needs ${mib(need + margin)}` + (base ? ` (with the base image this update uploads there first, ${mib(base)})` : ""));
-    if (!problems.length && o.room) return { sourceState, release: o.room.hold(r.to.uri, r.to.pool, r.name, need) };
+    copyBytes = need;
   }
   if (problems.length) throw new StepError("pre-check", problems.join("; "));
-  return { sourceState };
+  return { sourceState, ...(o.room && copyBytes ? { release: o.room.hold(r.to.uri, r.to.pool, r.name, copyBytes) } : {}) };
 }

@@ -12,7 +12,8 @@ export const virsh = (host: string) => new Virsh(uri(labHost(host)));
 
 /**
  * A lab guest as the suites that boot one or two at a time declare it. 2 vCPUs: under TCG a first boot is CPU-bound
- * and QEMU runs each vCPU on its own thread, so on a 2-core machine it takes ~75 s instead of ~100 s. The fleet suite
+ * and QEMU runs each vCPU on its own thread, so on a 2-core machine `up` to cloud-init done took 51 s instead of 73 s
+ * (`npm run bench:migration -- --rounds 1 --vcpus 1|2`). The fleet suite
  * (four guests at once) keeps 1: more vCPU threads than cores only slows every guest down.
  */
 export const GUEST = { vcpus: 2, memoryMiB: 768, diskGiB: 4, user: "ops" } as const;
