@@ -101,10 +101,13 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
       address = i.staticAddress ?? (await findAddress(v, i.name, i.mac));
       if (!address) return { retry: "no address yet" };
       const target: SshTarget = { user: i.user, address, privateKeyPath: i.privateKeyPath, netns: i.netns, jump: i.jump, hostKey: { alias: i.name, publicKey: i.hostKey } };
-      let result: string;
       try {
-        result = (await sshRun(target, CLOUD_INIT_DONE, Math.max(5000, Math.min(end - Date.now(), 300_000)))).stdout;
+        const r = await sshRun(target, CLOUD_INIT_DONE, Math.max(5000, Math.min(end - Date.now(), 300_000)));
+        const done = cloudInitResult(r.stdout);
+        if (done.errors.length) throw new Error(`${i.name}: cloud-init finished with errors: ${done.errors.join("; ")}`);
+        return { value: { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready", verifiedHostKey: i.hostKey } };
       } catch (e) {
+        if (e instanceof CloudInitResultError) return { retry: e.message }; // caught mid-write, say; the timeout names it if it stays
         if (e instanceof GuestHostKeyError) {
           if (onKeyRefusal(i.hostKey, verifiedBefore) === "refuse" || installed)
             throw new Error(`${e.message}. ${installed ? "It still did after vm-infra installed the pinned key" : "vm-infra verified the pinned key on this guest before, so the key changed since"}; ` +
@@ -113,18 +116,10 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
           installed = true;
           return { retry: "pinned host key installed" };
         }
-        return { retry: e instanceof Error ? e.message : String(e) };
+        const m = e instanceof Error ? e.message : String(e);
+        if (m.startsWith(`${i.name}: cloud-init finished with errors`)) throw e; // done, but the config did not fully apply
+        return { retry: m };
       }
-      let errors: string[];
-      try {
-        ({ errors } = cloudInitResult(result));
-      } catch (e) {
-        if (e instanceof CloudInitResultError) return { retry: e.message }; // caught mid-write, say; the timeout names it if it stays
-        throw e;
-      }
-      // done, but the config did not fully apply
-      if (errors.length) throw new Error(`${i.name}: cloud-init finished with errors: ${errors.join("; ")}`);
-      return { value: { ...i, address, readySeconds: Math.round((Date.now() - t0) / 100) / 10, status: "ready", verifiedHostKey: i.hostKey } };
     }, {
       timeoutMs: i.timeoutSeconds * 1000, intervalMs: 3000, what: `${i.name} ready`,
       onWait: (ms) => {
