@@ -33,3 +33,17 @@ export async function poll<T>(attempt: Attempt<T>, o: PollOptions): Promise<T> {
     await new Promise((res) => setTimeout(res, Math.min(o.intervalMs, Math.max(0, o.timeoutMs - waited))));
   }
 }
+
+/**
+ * For progress lines from `onWait`: true once each time the time waited crosses another multiple of `periodMs`
+ * (never before the first), whatever the poll's interval and however long its attempts take.
+ */
+export function oncePer(periodMs: number): (waitedMs: number) => boolean {
+  let said = 0;
+  return (waitedMs) => {
+    const step = Math.floor(waitedMs / periodMs);
+    if (step <= said) return false;
+    said = step;
+    return true;
+  };
+}

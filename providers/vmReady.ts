@@ -8,7 +8,7 @@ import { Virsh } from "../host/virsh";
 import { GuestHostKeyError, sshRun, SshTarget } from "../host/ssh";
 import { installPinnedKey, onKeyRefusal } from "./guestHostKey";
 import { parseDomifaddr } from "../libvirt/domain";
-import { poll, PollTimeout } from "../host/poll";
+import { oncePer, poll, PollTimeout } from "../host/poll";
 import type { HostSpec, ReadinessSpec, VmSpec } from "../config/spec";
 import type { JumpHost } from "../config/uri";
 
@@ -95,6 +95,7 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
   }
   let address = i.staticAddress;
   let installed = false;
+  const progress = oncePer(30_000);
   const end = t0 + i.timeoutSeconds * 1000;
   try {
     return await poll<ReadyOutputs>(async () => {
@@ -121,10 +122,11 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
         return { retry: m };
       }
     }, {
-      timeoutMs: i.timeoutSeconds * 1000, intervalMs: 3000, what: `${i.name} ready`,
+      // a booting guest is asked every second (a refused or unrouted SSH costs the guest nothing): every second of
+      // interval is up to a second more of every create, move and restart
+      timeoutMs: i.timeoutSeconds * 1000, intervalMs: 1000, what: `${i.name} ready`,
       onWait: (ms) => {
-        const waited = Math.round(ms / 1000);
-        if (waited >= 30 && waited % 30 < 3) log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${waited} s)`);
+        if (progress(ms)) log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${Math.round(ms / 1000)} s)`);
       },
     });
   } catch (e) {

@@ -64,6 +64,10 @@ async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Re
   return out;
 }
 
+const other = (host: string) => (host === "hv-a" ? "hv-b" : "hv-a");
+/** Where mig-s runs now: the shared-storage tests move it from there (the extended run moves it more often). */
+const sHere = () => place["mig-s"].host;
+
 /** What the state says about a VM's placement (not the stack outputs: those are the program's view). */
 const stateOf = (name: string) => stateOutputs(h, `${name}-placement`);
 
@@ -197,33 +201,42 @@ test("live, copied storage: mig-l hv-a -> hv-b keeps running, disk and memory in
   await sshTo("mig-l", ["pkill -f 'python3 /tmp/churn[.]py'"]);
 });
 
-// through the pipeline's CLI (issue 11): its plan lists the move, its apply reports the record
-test("live, shared storage: mig-s hv-a -> hv-b copies no disk (vm-infra plan, then apply)", async () => {
-  place["mig-s"] = { host: "hv-b" };
+// extended: the paused move below goes through the same plan and apply, and the fleet suite's drain moves four VMs
+// live on shared storage through vm-infra apply
+extended("live, shared storage: mig-s copies no disk (vm-infra plan, then apply)", async () => {
+  const [from, to] = [sHere(), other(sHere())];
+  place["mig-s"] = { host: to };
   await configure();
   const plan = await vmInfra(h, ["plan", "--no-policy"]);
-  expect([plan.exitCode, plan.json!.result, plan.json!.migrations]).toEqual([0, "changes", [{ vm: "mig-s", from: "hv-a", to: "hv-b", mode: "live",
+  expect([plan.exitCode, plan.json!.result, plan.json!.migrations]).toEqual([0, "changes", [{ vm: "mig-s", from, to, mode: "live",
     storage: "shared", memoryMiB: 768, diskGiBAtMost: 0, estimateSeconds: 7,
     estimateBasis: "768 MiB memory at no cap: an assumed 110 MiB/s (1 GbE); a guest that dirties memory fast takes longer", wave: 1 }]]);
-  expect(plan.md).toContain("| mig-s | live, shared storage | hv-a -> hv-b | 768 MiB memory, no disk |");
+  expect(plan.md).toContain(`| mig-s | live, shared storage | ${from} -> ${to} | 768 MiB memory, no disk |`);
   const apply = await vmInfra(h, ["apply", "--no-policy"]);
   expect([apply.exitCode, apply.json!.result, apply.json!.migrationRecords!.map((r) => [r.vm, r.record.outcome, r.record.from, r.record.to])])
-    .toEqual([0, "succeeded", [["mig-s", "moved", "hv-a", "hv-b"]]]);
-  expect((apply.json!.outputs!.vms as Record<string, { host: string }>)["mig-s"].host).toBe("hv-b");
-  await expectOnlyOn("mig-s", "hv-b");
+    .toEqual([0, "succeeded", [["mig-s", "moved", from, to]]]);
+  expect((apply.json!.outputs!.vms as Record<string, { host: string }>)["mig-s"].host).toBe(to);
+  await expectOnlyOn("mig-s", to);
   const rec = (await vmsOf())["mig-s"].lastMigration!;
   expect(rec).toMatchObject({ mode: "live", storage: "shared", outcome: "moved" });
   expect(apply.json!.migrationRecords![0].record).toEqual(rec);
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
-// and a CI job cancelled during that move (issue 11): SIGTERM to vm-infra apply while the job runs; the move in
-// flight completes (or rolls back), the stack is unlocked, exit 8, and the next apply needs no pulumi cancel
-test("paused, shared storage: mig-s hv-b -> hv-a is suspended, moved, resumed; a SIGTERM to vm-infra apply during it exits 8 and leaves one running copy", async () => {
-  place["mig-s"] = { host: "hv-a", migration: { mode: "paused", bandwidthMiBs: 32 } }; // capped: long enough to be interrupted
+// through the pipeline's CLI (issue 11): its plan lists the move with its estimate; then a CI job cancelled during the
+// move: SIGTERM to vm-infra apply while the job runs; the move in flight completes (or rolls back), the stack is
+// unlocked, exit 8, and the next apply needs no pulumi cancel
+test("paused, shared storage: vm-infra plan lists the move; mig-s is suspended, moved, resumed; a SIGTERM to vm-infra apply during it exits 8 and leaves one running copy", async () => {
+  const [from, to] = [sHere(), other(sHere())];
+  place["mig-s"] = { host: to, migration: { mode: "paused", bandwidthMiBs: 32 } }; // capped: long enough to be interrupted
   await configure();
+  const plan = await vmInfra(h, ["plan", "--no-policy"]);
+  expect([plan.exitCode, plan.json!.result, plan.json!.migrations]).toEqual([0, "changes", [{ vm: "mig-s", from, to, mode: "paused",
+    storage: "shared", memoryMiB: 768, diskGiBAtMost: 0, estimateSeconds: 24,
+    estimateBasis: "768 MiB memory at its bandwidth cap, 32 MiB/s; a guest that dirties memory fast takes longer", wave: 1 }]]);
+  expect(plan.md).toContain(`| mig-s | paused, shared storage | ${from} -> ${to} | 768 MiB memory, no disk |`);
   const apply = vmInfra(h, ["apply", "--no-policy"]);
-  expect(await waitForJob("hv-b", "mig-s")).toBe(true);
+  expect(await waitForJob(from, "mig-s")).toBe(true);
   await stopVmInfra(h, "apply");
   const r = await apply;
   expect([r.exitCode, r.json!.result]).toEqual([8, "cancelled"]);
@@ -236,9 +249,11 @@ test("paused, shared storage: mig-s hv-b -> hv-a is suspended, moved, resumed; a
   // no pulumi cancel first; it moves the VM only if the interrupted apply rolled the move back (and it runs the
   // readiness check the cancelled update never reached)
   const again = await vmInfra(h, ["apply", "--no-policy"]);
-  expect([again.exitCode, again.json!.migrationRecords!.map((x) => x.vm)]).toEqual([0, Object.keys(where)[0] === "hv-a" ? [] : ["mig-s"]]);
-  await expectOnlyOn("mig-s", "hv-a");
-  expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "paused", from: "hv-b", to: "hv-a", outcome: "moved" });
+  expect([again.exitCode, again.json!.migrationRecords!.map((x) => x.vm)]).toEqual([0, Object.keys(where)[0] === to ? [] : ["mig-s"]]);
+  // the apply's own records say what it moved: the one that completed the move reports it, with where it went
+  if (Object.keys(where)[0] !== to) expect(again.json!.migrationRecords!.map((x) => [x.record.outcome, x.record.from, x.record.to])).toEqual([["moved", from, to]]);
+  await expectOnlyOn("mig-s", to);
+  expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "paused", from, to, outcome: "moved" });
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
@@ -253,27 +268,29 @@ test("offline, copied storage: mig-l hv-b -> hv-a shuts down, moves its disk, bo
 
 // extended: the live move with shared storage above proves the path; this adds libvirt's post-copy and auto-converge flags
 extended("live with post-copy (opt-in), then back with auto-converge: shared storage", async () => {
-  await move("mig-s", "hv-b", { postcopy: true });
-  await expectOnlyOn("mig-s", "hv-b");
+  const [from, to] = [sHere(), other(sHere())];
+  await move("mig-s", to, { postcopy: true });
+  await expectOnlyOn("mig-s", to);
   expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "live", outcome: "moved" });
-  await move("mig-s", "hv-a", { autoConverge: true, bandwidthMiBs: 200 });
-  await expectOnlyOn("mig-s", "hv-a");
+  await move("mig-s", from, { autoConverge: true, bandwidthMiBs: 200 });
+  await expectOnlyOn("mig-s", from);
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
 // fleet.test.ts proves the same through vm-infra apply (a wave whose first move fails its health gate); here again with
 // the disk marker and a following up without changes, in the extended run
 extended("fault: a failing health check moves the VM back, and the state still says the source (vm-infra apply: exit 10)", async () => {
-  const out = await failingMove("mig-s", "hv-b", { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 }, undefined, async () => {
+  const [from, to] = [sHere(), other(sHere())];
+  const out = await failingMove("mig-s", to, { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 }, undefined, async () => {
     const r = await vmInfra(h, ["apply", "--no-policy"]);
     expect([r.exitCode, r.json!.result, r.json!.failedStep]).toEqual([10, "rolled-back", { op: "update", type: "Placement", name: "mig-s-placement" }]);
     expect(r.json!.migrationRecords!.map((x) => [x.vm, x.record.outcome, x.record.failedStep])).toEqual([["mig-s", "rolled back", "health check"]]);
     return `${r.stdout}\n${r.stderr}\n${r.json!.errors.join("\n")}`;
   });
   expect(out).toMatch(/failed at health check: HTTP GET :9\//);
-  expect(out).toMatch(/migrated back hv-b -> hv-a/);
-  expect(out).toMatch(/The VM runs on hv-a as before/);
-  await expectOnlyOn("mig-s", "hv-a");
+  expect(out).toContain(`migrated back ${to} -> ${from}`);
+  expect(out).toContain(`The VM runs on ${from} as before`);
+  await expectOnlyOn("mig-s", from);
   expect(await marker("mig-s")).toBe("disk-survives");
   await up(h, ["--expect-no-changes"]);
 });
@@ -312,40 +329,41 @@ test("fault: the job aborted mid-way: the VM keeps running on the source and the
 });
 
 test("drift: a VM moved outside vm-infra is found by refresh and moved back by up", async () => {
-  const b = HOSTS.find((x) => x.name === "hv-b")!;
-  await virsh("hv-a").exec(["migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe", "--", "mig-s", migrationUri(b)], 300_000);
-  expect(await whereIs("mig-s")).toEqual({ "hv-b": "running" });
+  const [here, there] = [sHere(), other(sHere())];
+  await virsh(here).exec(["migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe", "--", "mig-s", migrationUri(HOSTS.find((x) => x.name === there)!)], 300_000);
+  expect(await whereIs("mig-s")).toEqual({ [there]: "running" });
   await pulumi(h, ["refresh", "--yes", "--skip-preview"]);
-  expect((await stateOf("mig-s")).hostName).toBe("hv-b");
+  expect((await stateOf("mig-s")).hostName).toBe(there);
   await up(h);
-  await expectOnlyOn("mig-s", "hv-a");
+  await expectOnlyOn("mig-s", here);
   expect(await marker("mig-s")).toBe("disk-survives");
 });
 
 // extended: converge.test.ts's first test proves the same (destroyed and undefined by hand, defined again on its disk)
 extended("drift: a VM destroyed outside vm-infra is recreated by up, never doubled", async () => {
-  await virsh("hv-a").exec(["destroy", "--", "mig-s"]);
-  await virsh("hv-a").exec(["undefine", "--", "mig-s"]);
+  await virsh(sHere()).exec(["destroy", "--", "mig-s"]);
+  await virsh(sHere()).exec(["undefine", "--", "mig-s"]);
   await pulumi(h, ["refresh", "--yes", "--skip-preview"]);
   await up(h);
-  await expectOnlyOn("mig-s", "hv-a");
+  await expectOnlyOn("mig-s", sHere());
   expect(await marker("mig-s")).toBe("disk-survives"); // its disk was still in the shared pool
 });
 
 // issue 8: a VM shut off by hand and then moved waited the whole readiness timeout and failed with "no address yet"
 test("a VM shut off by hand moves offline and is reported shut off, not waited for; started again, it is checked", async () => {
-  await virsh("hv-a").exec(["shutdown", "--", "mig-s"]);
-  for (let i = 0; i < 120 && (await virsh("hv-a").domainState("mig-s")) !== "shut off"; i++) await new Promise((r) => setTimeout(r, 1000));
+  const [here, there] = [sHere(), other(sHere())];
+  await virsh(here).exec(["shutdown", "--", "mig-s"]);
+  for (let i = 0; i < 120 && (await virsh(here).domainState("mig-s")) !== "shut off"; i++) await new Promise((r) => setTimeout(r, 1000));
   const t0 = Date.now();
-  await move("mig-s", "hv-b");
+  await move("mig-s", there);
   expect(Date.now() - t0).toBeLessThan(300_000); // far below the stack's 900 s readiness timeout (it did not wait)
-  expect(await whereIs("mig-s")).toEqual({ "hv-b": "shut off" });
+  expect(await whereIs("mig-s")).toEqual({ [there]: "shut off" });
   const out = (await vmsOf())["mig-s"] as VmOut & { status: string };
-  expect([out.host, out.status, out.address, out.lastMigration?.mode, out.lastMigration?.outcome]).toEqual(["hv-b", "shut off", "", "offline", "moved"]);
-  await virsh("hv-b").exec(["start", "--", "mig-s"]);
+  expect([out.host, out.status, out.address, out.lastMigration?.mode, out.lastMigration?.outcome]).toEqual([there, "shut off", "", "offline", "moved"]);
+  await virsh(there).exec(["start", "--", "mig-s"]);
   await up(h); // refresh sees it running: readiness checks it again
   const again = (await vmsOf())["mig-s"] as VmOut & { status: string };
-  expect([again.status, again.host]).toEqual(["ready", "hv-b"]);
+  expect([again.status, again.host]).toEqual(["ready", there]);
   expect(await marker("mig-s")).toBe("disk-survives");
   await up(h, ["--expect-no-changes"]);
 });

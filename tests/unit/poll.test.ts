@@ -1,6 +1,6 @@
 // The one wait loop: a value ends it, a retry reason is kept for the timeout's message, the deadline is kept, and an
 // attempt that throws ends it with that error.
-import { poll, PollTimeout } from "../../host/poll";
+import { oncePer, poll, PollTimeout } from "../../host/poll";
 
 test("tries until a value, reporting progress between attempts", async () => {
   let n = 0;
@@ -21,4 +21,11 @@ test("the deadline ends it with what was awaited, how long, and the last reason"
 test("an attempt that throws ends the wait with its error", async () => {
   await expect(poll(async () => { throw new Error("cloud-init finished with errors"); }, { timeoutMs: 5000, intervalMs: 10, what: "x" }))
     .rejects.toThrow("cloud-init finished with errors");
+});
+
+test("progress lines: once per period crossed, never before the first, whatever the attempts' spacing", () => {
+  const due = oncePer(30_000);
+  // a 1 s poll whose attempts sometimes take 5 s: waited times as onWait sees them
+  const seen = [1000, 29_999, 30_000, 30_900, 31_000, 36_000, 59_000, 61_500, 62_000, 95_000, 150_200].filter(due);
+  expect(seen).toEqual([30_000, 61_500, 95_000, 150_200]);
 });
