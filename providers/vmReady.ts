@@ -122,9 +122,9 @@ export async function waitReady(i: ReadyInputs, log: (s: string) => void = () =>
         return { retry: m };
       }
     }, {
-      // a booting guest is asked every second (a refused or unrouted SSH costs the guest nothing): every second of
-      // interval is up to a second more of every create, move and restart
-      timeoutMs: i.timeoutSeconds * 1000, intervalMs: 1000, what: `${i.name} ready`,
+      // every 3 s: each attempt is a virsh connection to the host (an SSH login on a remote one) and an SSH to the
+      // guest; asked every second, eight VMs booting on one SSH-reached host spent most of its CPU on those logins
+      timeoutMs: i.timeoutSeconds * 1000, intervalMs: 3000, what: `${i.name} ready`,
       onWait: (ms) => {
         if (progress(ms)) log(`${i.name}: waiting for ${address ? `ssh ${i.user}@${address}` : "an address"} (${Math.round(ms / 1000)} s)`);
       },
