@@ -12,7 +12,7 @@ import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { CommandError, run } from "../../host/runner";
 import { outputs, pulumi, stateOutputs, up } from "../support/pulumiCli";
-import { GUEST, guestSsh, pinnedKey, virsh as virshOf } from "../support/lab";
+import { GUEST, guestSsh, otherHost, pinnedKey, virsh as virshOf } from "../support/lab";
 import { poll } from "../../host/poll";
 import { parseStopMark } from "../../libvirt/domain";
 import type { PinnedKey } from "../../host/ssh";
@@ -26,7 +26,6 @@ const VM = "flt";
 let image: Image;
 let publicKey: string;
 let at = "hv-a";
-const other = (x: string) => (x === "hv-a" ? "hv-b" : "hv-a");
 
 type Mode = "live" | "offline";
 interface Case { fault: Fault; phase: Phase; mode: Mode }
@@ -141,10 +140,10 @@ afterEach(() => { // a case whose invariant failed is in the table too, marked
 // the floor is measured in the rest and full matrix runs (its table's comparison); the slice's table omits it
 (pick ? test : test.skip)("floor: a clean live move, for the figures' comparison", async () => {
   const t0 = Date.now();
-  await configure(other(at));
+  await configure(otherHost(at));
   await up(h);
   floorS = (Date.now() - t0) / 1000;
-  at = other(at);
+  at = otherHost(at);
   expect(await copiesOf(VM)).toEqual({ [at]: { state: "running", uuid: (await stateOf()).uuid } });
 });
 
@@ -155,7 +154,7 @@ test.each(CASES)("$fault at $phase ($mode): one running copy, state true, writes
   // start from where the VM really runs (a case that failed half-way leaves it wherever it is)
   const runningOn = Object.entries(await copiesOf(VM)).find(([, x]) => x !== "silent" && x.state === "running")?.[0];
   const from = runningOn ?? at;
-  const to = other(from);
+  const to = otherHost(from);
   const st = await stateOf();
   const uuid = st.uuid as string;
   // the guest's health endpoint is up only when the case says so (a late answer keeps the health check waiting)

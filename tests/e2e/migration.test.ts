@@ -8,12 +8,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { run } from "../../host/runner";
 import { poll } from "../../host/poll";
-import { HOSTS, OPS, migrationUri } from "../../lab/layout";
+import { OPS, migrationUri } from "../../lab/layout";
 import { Image } from "../../lab/image";
 import { labUp } from "../../lab/hosts";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
 import { topology, extended, outputs, previewSteps, pulumi, stateOutputs, stopVmInfra, up, upExpectingFailure, urnName, vmInfra } from "../support/pulumiCli";
-import { GUEST, guestSsh, inventory, pinnedKey, virsh, waitForJob, whereIs } from "../support/lab";
+import { GUEST, guestSsh, inventory, labHost, otherHost, pinnedKey, virsh, waitForJob, whereIs } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
 const TOPOLOGY = topology("remote");
@@ -64,7 +64,6 @@ async function failingMove(name: "mig-l" | "mig-s", host: string, migration?: Re
   return out;
 }
 
-const other = (host: string) => (host === "hv-a" ? "hv-b" : "hv-a");
 /** Where mig-s runs now: the shared-storage tests move it from there (the extended run moves it more often). */
 const sHere = () => place["mig-s"].host;
 
@@ -204,7 +203,7 @@ test("live, copied storage: mig-l hv-a -> hv-b keeps running, disk and memory in
 // extended: the paused move below goes through the same plan and apply, and the fleet suite's drain moves four VMs
 // live on shared storage through vm-infra apply
 extended("live, shared storage: mig-s copies no disk (vm-infra plan, then apply)", async () => {
-  const [from, to] = [sHere(), other(sHere())];
+  const [from, to] = [sHere(), otherHost(sHere())];
   place["mig-s"] = { host: to };
   await configure();
   const plan = await vmInfra(h, ["plan", "--no-policy"]);
@@ -227,7 +226,7 @@ extended("live, shared storage: mig-s copies no disk (vm-infra plan, then apply)
 // move: SIGTERM to vm-infra apply while the job runs; the move in flight completes (or rolls back), the stack is
 // unlocked, exit 8, and the next apply needs no pulumi cancel
 test("paused, shared storage: vm-infra plan lists the move; mig-s is suspended, moved, resumed; a SIGTERM to vm-infra apply during it exits 8 and leaves one running copy", async () => {
-  const [from, to] = [sHere(), other(sHere())];
+  const [from, to] = [sHere(), otherHost(sHere())];
   place["mig-s"] = { host: to, migration: { mode: "paused", bandwidthMiBs: 32 } }; // capped: long enough to be interrupted
   await configure();
   const plan = await vmInfra(h, ["plan", "--no-policy"]);
@@ -242,16 +241,17 @@ test("paused, shared storage: vm-infra plan lists the move; mig-s is suspended, 
   expect([r.exitCode, r.json!.result]).toEqual([8, "cancelled"]);
   const where = await whereIs("mig-s");
   expect(Object.values(where)).toEqual(["running"]);
+  const ranOn = Object.keys(where)[0];
   // the state says where it runs (the stack outputs are written only by an update that completes: vm-infra reports the state's)
-  expect((await stateOutputs(h, "mig-s-placement")).hostName).toBe(Object.keys(where)[0]);
-  expect((r.json!.outputs!.vms as Record<string, { host: string }>)["mig-s"].host).toBe(Object.keys(where)[0]);
-  expect(JSON.parse((await vmInfra(h, ["outputs"])).stdout).vms["mig-s"].host).toBe(Object.keys(where)[0]);
+  expect((await stateOutputs(h, "mig-s-placement")).hostName).toBe(ranOn);
+  expect((r.json!.outputs!.vms as Record<string, { host: string }>)["mig-s"].host).toBe(ranOn);
+  expect(JSON.parse((await vmInfra(h, ["outputs"])).stdout).vms["mig-s"].host).toBe(ranOn);
   // no pulumi cancel first; it moves the VM only if the interrupted apply rolled the move back (and it runs the
   // readiness check the cancelled update never reached)
   const again = await vmInfra(h, ["apply", "--no-policy"]);
-  expect([again.exitCode, again.json!.migrationRecords!.map((x) => x.vm)]).toEqual([0, Object.keys(where)[0] === to ? [] : ["mig-s"]]);
+  expect([again.exitCode, again.json!.migrationRecords!.map((x) => x.vm)]).toEqual([0, ranOn === to ? [] : ["mig-s"]]);
   // the apply's own records say what it moved: the one that completed the move reports it, with where it went
-  if (Object.keys(where)[0] !== to) expect(again.json!.migrationRecords!.map((x) => [x.record.outcome, x.record.from, x.record.to])).toEqual([["moved", from, to]]);
+  if (ranOn !== to) expect(again.json!.migrationRecords!.map((x) => [x.record.outcome, x.record.from, x.record.to])).toEqual([["moved", from, to]]);
   await expectOnlyOn("mig-s", to);
   expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "paused", from, to, outcome: "moved" });
   expect(await marker("mig-s")).toBe("disk-survives");
@@ -268,7 +268,7 @@ test("offline, copied storage: mig-l hv-b -> hv-a shuts down, moves its disk, bo
 
 // extended: the live move with shared storage above proves the path; this adds libvirt's post-copy and auto-converge flags
 extended("live with post-copy (opt-in), then back with auto-converge: shared storage", async () => {
-  const [from, to] = [sHere(), other(sHere())];
+  const [from, to] = [sHere(), otherHost(sHere())];
   await move("mig-s", to, { postcopy: true });
   await expectOnlyOn("mig-s", to);
   expect((await vmsOf())["mig-s"].lastMigration).toMatchObject({ mode: "live", outcome: "moved" });
@@ -280,7 +280,7 @@ extended("live with post-copy (opt-in), then back with auto-converge: shared sto
 // fleet.test.ts proves the same through vm-infra apply (a wave whose first move fails its health gate); here again with
 // the disk marker and a following up without changes, in the extended run
 extended("fault: a failing health check moves the VM back, and the state still says the source (vm-infra apply: exit 10)", async () => {
-  const [from, to] = [sHere(), other(sHere())];
+  const [from, to] = [sHere(), otherHost(sHere())];
   const out = await failingMove("mig-s", to, { httpCheck: { port: 9, path: "/" }, healthTimeoutSeconds: 5 }, undefined, async () => {
     const r = await vmInfra(h, ["apply", "--no-policy"]);
     expect([r.exitCode, r.json!.result, r.json!.failedStep]).toEqual([10, "rolled-back", { op: "update", type: "Placement", name: "mig-s-placement" }]);
@@ -329,8 +329,8 @@ test("fault: the job aborted mid-way: the VM keeps running on the source and the
 });
 
 test("drift: a VM moved outside vm-infra is found by refresh and moved back by up", async () => {
-  const [here, there] = [sHere(), other(sHere())];
-  await virsh(here).exec(["migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe", "--", "mig-s", migrationUri(HOSTS.find((x) => x.name === there)!)], 300_000);
+  const [here, there] = [sHere(), otherHost(sHere())];
+  await virsh(here).exec(["migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe", "--", "mig-s", migrationUri(labHost(there))], 300_000);
   expect(await whereIs("mig-s")).toEqual({ [there]: "running" });
   await pulumi(h, ["refresh", "--yes", "--skip-preview"]);
   expect((await stateOf("mig-s")).hostName).toBe(there);
@@ -351,7 +351,7 @@ extended("drift: a VM destroyed outside vm-infra is recreated by up, never doubl
 
 // issue 8: a VM shut off by hand and then moved waited the whole readiness timeout and failed with "no address yet"
 test("a VM shut off by hand moves offline and is reported shut off, not waited for; started again, it is checked", async () => {
-  const [here, there] = [sHere(), other(sHere())];
+  const [here, there] = [sHere(), otherHost(sHere())];
   await virsh(here).exec(["shutdown", "--", "mig-s"]);
   for (let i = 0; i < 120 && (await virsh(here).domainState("mig-s")) !== "shut off"; i++) await new Promise((r) => setTimeout(r, 1000));
   const t0 = Date.now();

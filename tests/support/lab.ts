@@ -9,6 +9,8 @@ import { HOSTS, LabHost, runDir, uri } from "../../lab/layout";
 import { KEY_PATH } from "../../lab/stack";
 
 export const virsh = (host: string) => new Virsh(uri(labHost(host)));
+/** The lab's other host: where a VM on `host` moves to. */
+export const otherHost = (host: string) => (host === "hv-a" ? "hv-b" : "hv-a");
 
 /**
  * A lab guest as the suites that boot one or two at a time declare it. 2 vCPUs: under TCG a first boot is CPU-bound
