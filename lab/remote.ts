@@ -3,7 +3,7 @@
 // run in the operator namespace: libvirt over qemu+libssh (host keys checked against the lab's known_hosts), guests
 // only through their hypervisor's sshd. The operator namespace has no route to the guest network.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { run } from "../host/runner";
 import { lines } from "../host/virsh";
@@ -34,18 +34,6 @@ function sshdConfig(h: LabHost): string {
   ].join("\n");
 }
 
-/**
- * Writes `content` only if the file holds something else, through a new file renamed over it: a client in the middle
- * of reading it (libvirt's libssh2 reads the known_hosts at every connection, and the test suites run two at a time,
- * each bringing the lab up) sees the old file or the new one, never an empty one.
- */
-async function writeIfChanged(file: string, content: string): Promise<void> {
-  if (existsSync(file) && (await readFile(file, "utf8")) === content) return;
-  const next = `${file}.${process.pid}.new`;
-  await writeFile(next, content, { mode: 0o600 });
-  await rename(next, file);
-}
-
 async function keys(): Promise<void> {
   await mkdir(REMOTE_DIR, { recursive: true, mode: 0o700 });
   if (!existsSync(OPS_KEY)) await keygen(OPS_KEY, "vm-infra-lab-operator");
@@ -57,10 +45,10 @@ async function keys(): Promise<void> {
     if (!existsSync(hostKey)) await keygen(hostKey, `${h.name}-host-key`);
     const [type, key] = (await readFile(`${hostKey}.pub`, "utf8")).trim().split(/\s+/);
     known.push(`${mgmtAddress(h)} ${type} ${key}`);
-    await writeIfChanged(path.join(d, "authorized_keys"), await readFile(`${OPS_KEY}.pub`, "utf8"));
-    await writeIfChanged(path.join(d, "sshd_config"), sshdConfig(h));
+    await writeFile(path.join(d, "authorized_keys"), await readFile(`${OPS_KEY}.pub`, "utf8"), { mode: 0o600 });
+    await writeFile(path.join(d, "sshd_config"), sshdConfig(h), { mode: 0o600 });
   }
-  await writeIfChanged(KNOWN_HOSTS, known.join("\n") + "\n");
+  await writeFile(KNOWN_HOSTS, known.join("\n") + "\n", { mode: 0o600 });
 }
 
 async function network(): Promise<void> {

@@ -42,16 +42,9 @@ export function labHostsConfig(topology: Topology = "local"): Record<string, unk
   );
 }
 
-/**
- * The base image's volume name on the hosts. A test stack's own (`stack` given): the test suites run two at a time on
- * the same hosts (scripts/test.sh), and one deletes or replaces its base image on purpose (tests/e2e/converge.test.ts);
- * with one volume per stack no suite's base image is another's.
- */
-export const labBaseVolume = (stack?: string) => `vm-infra-base-${imageKey()}${stack ? `-${stack}` : ""}.qcow2`;
-
-export function labImageConfig(image: Image, stack?: string): Record<string, unknown> {
+export function labImageConfig(image: Image): Record<string, unknown> {
   return {
-    volume: labBaseVolume(stack), source: image.qcow2, sha256: image.sha256,
+    volume: `vm-infra-base-${imageKey()}.qcow2`, source: image.qcow2, sha256: image.sha256,
     kernel: image.kernel, initrd: image.initrd, cmdline: image.cmdline,
   };
 }
@@ -64,7 +57,7 @@ export async function writeLabStack(projectDir: string, stack: string, vms: unkn
   extra: Record<string, unknown> = {}, file = path.join(projectDir, `Pulumi.${stack}.yaml`), topology: Topology = "local"): Promise<void> {
   const config: Record<string, unknown> = {
     "vm-infra:hosts": labHostsConfig(topology),
-    "vm-infra:image": labImageConfig(image, stack),
+    "vm-infra:image": labImageConfig(image),
     "vm-infra:vms": vms,
     "vm-infra:readiness": { privateKeyPath: KEY_PATH, timeoutSeconds: 900 },
     ...extra,

@@ -8,7 +8,7 @@ import { run } from "../../host/runner";
 import { parseDomainXml, parseVolumeXml } from "../../libvirt/domain";
 import { labDown } from "../../lab/hosts";
 import { Image } from "../../lab/image";
-import { ensureLab, labImageConfig, writeLabStack } from "../../lab/stack";
+import { ensureLab, writeLabStack } from "../../lab/stack";
 import { extended, outputs, pulumi, up, upExpectingFailure } from "../support/pulumiCli";
 import { GUEST, guestSsh, pinnedKey, virsh } from "../support/lab";
 
@@ -167,8 +167,7 @@ test("a second stack with the same VM is refused, and its destroy leaves the fir
   await pulumi(dup, ["stack", "rm", "--yes", "--force"], 60_000, [0, 255]).catch(() => undefined);
   await run("pulumi", ["stack", "init", dup.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
   try {
-    // the same config as the first stack's, its base image volume included (each suite's stack has its own otherwise)
-    await writeLabStack(root, dup.stack, [{ name: VM, host: "hv-a", ...GUEST }], image, publicKey, { "vm-infra:image": labImageConfig(image, h.stack) });
+    await writeLabStack(root, dup.stack, [{ name: VM, host: "hv-a", ...GUEST }], image, publicKey);
     const p = await placement();
     const out = await upExpectingFailure(dup);
     expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement)`);

@@ -12,15 +12,13 @@ import { run } from "../../host/runner";
 import { Image } from "../../lab/image";
 import { ensureLab, labHostsConfig, writeLabStack } from "../../lab/stack";
 import { pulumi, stateOutputs, vmInfra } from "../support/pulumiCli";
-import { inventory, ownedBy, whereIs } from "../support/lab";
+import { inventory, whereIs } from "../support/lab";
 
 jest.setTimeout(30 * 60_000);
 
 const root = path.join(__dirname, "..", "..");
 const h = { dir: root, stack: "e2e-fleet" };
 const NAMES = ["db", "app-1", "app-2", "web"] as const;
-/** What this suite may make on the hosts (other suites run beside it). */
-const mine = ownedBy(h.stack, NAMES);
 let image: Image;
 let publicKey: string;
 let before: string[];
@@ -54,7 +52,7 @@ const span = (r: Record<string, unknown>) => [Date.parse(String(r.startedAt)), D
 
 beforeAll(async () => {
   ({ image, publicKey } = await ensureLab());
-  before = await inventory(mine);
+  before = await inventory();
   process.env.VM_INFRA_AUDIT_LOG = auditLog; // the provider's audit lines of this suite, with their times
   for (const args of [["cancel", "--yes"], ["destroy", "--yes", "--skip-preview"], ["stack", "rm", "--yes", "--force"]])
     await pulumi(h, args, 600_000, [0, 1, 255]).catch(() => undefined);
@@ -158,5 +156,5 @@ test("waves with a failed health gate: db's move fails and is rolled back, app-1
 
 test("destroy leaves nothing of the four on any host", async () => {
   await pulumi(h, ["destroy", "--yes", "--skip-preview"]);
-  expect(await inventory(mine)).toEqual(before);
+  expect(await inventory()).toEqual(before);
 });

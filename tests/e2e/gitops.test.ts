@@ -10,7 +10,7 @@ import { run } from "../../host/runner";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { pulumi, vmInfra } from "../support/pulumiCli";
-import { GUEST, inventory, ownedBy, whereIs } from "../support/lab";
+import { GUEST, inventory, whereIs } from "../support/lab";
 import { startPostgres, type Postgres } from "../support/postgres";
 import type { Result } from "../../cli/result";
 
@@ -21,8 +21,6 @@ const h = { dir: root, stack: "e2e-gitops" };
 let pg: Postgres;
 let image: Image;
 let publicKey: string;
-/** What this suite may make on the hosts (other suites run beside it). */
-const mine = ownedBy(h.stack, ["ops-a"]);
 let before: string[];
 const savedBackend = process.env.PULUMI_BACKEND_URL;
 
@@ -35,7 +33,7 @@ const brief = (r: Result) => r.steps.map((s) => `${s.op} ${s.type} ${s.name}${s.
 
 beforeAll(async () => {
   ({ image, publicKey } = await ensureLab());
-  before = await inventory(mine);
+  before = await inventory();
   pg = await startPostgres();
   process.env.PULUMI_BACKEND_URL = pg.url; // the suite's own pulumi calls (stack init, config) go there too
   await run("pulumi", ["stack", "init", h.stack, "--cwd", root, "--non-interactive"], { timeoutMs: 60_000 });
@@ -60,7 +58,7 @@ test("plan of a create under --expect-no-changes: exit 7, the JSON lists every s
   expect(brief(j)).toEqual(["create BaseImage base-hv-a", "create BaseImageVolume base-hv-a-volume", "create HostKey ops-a-hostkey", "create Placement ops-a-placement",
     "create Ready ops-a-ready", "create SeedIso ops-a-cidata", "create Vm ops-a"]);
   expect(r.md!.slice(0, r.md!.indexOf("<details>"))).toMatchSnapshot();
-  expect(await inventory(mine)).toEqual(before);
+  expect(await inventory()).toEqual(before);
 });
 
 test("apply creates the VM; a second apply at the same time is refused by the stack lock and changes nothing", async () => {
@@ -100,7 +98,7 @@ test("refresh and outputs on the PostgreSQL backend; destroy leaves nothing on a
   const o = await cli(["outputs"]);
   expect(JSON.parse(o.stdout).vms["ops-a"].host).toBe("hv-a");
   await pulumi(h, ["destroy", "--yes", "--skip-preview"]);
-  expect(await inventory(mine)).toEqual(before);
+  expect(await inventory()).toEqual(before);
   // the backend URL (with its password) never became a path: scripts/with-env.sh once made it a directory here
   expect(readdirSync(root).filter((f) => f.startsWith("postgres") || f.includes(pg.url.split("@")[0].split(":").pop()!))).toEqual([]);
 });

@@ -6,7 +6,7 @@ import { run, RunResult } from "../../host/runner";
 import { PinnedKey, sshArgv, withGuestFiles } from "../../host/ssh";
 import { Virsh } from "../../host/virsh";
 import { HOSTS, LabHost, runDir, uri } from "../../lab/layout";
-import { KEY_PATH, labBaseVolume } from "../../lab/stack";
+import { KEY_PATH } from "../../lab/stack";
 
 export const virsh = (host: string) => new Virsh(uri(labHost(host)));
 /** The lab's other host: where a VM on `host` moves to. */
@@ -26,25 +26,15 @@ export function labHost(name: string): LabHost {
   return h;
 }
 
-/** What a suite may look at on the hosts: a name (domain or volume) it claims. */
-export type Own = (name: string) => boolean;
-
-/**
- * What a stack owns on the hosts: its VMs' domains and volumes (every one is named after its VM) and its own base
- * image. The suites run two at a time on the same hosts (scripts/test.sh), so each compares only what it owns.
- */
-export const ownedBy = (stack: string, vms: readonly string[]): Own => (n) =>
-  n === labBaseVolume(stack) || vms.some((v) => n === v || n.startsWith(`${v}-`) || n.startsWith(`${v}.`));
-
-/** "host:domain:name" and "host:pool:volume" for every host and pool, of what `own` claims. */
-export async function inventory(own: Own, pools = ["default", "shared", "small"]): Promise<string[]> {
+/** "host:domain:name (state)" and "host:pool:volume" for every host and pool. */
+export async function inventory(pools = ["default", "shared", "small"]): Promise<string[]> {
   const all: string[] = [];
   for (const h of HOSTS) {
     const v = new Virsh(uri(h));
-    for (const d of await v.listDomains()) if (own(d)) all.push(`${h.name}:domain:${d}`);
+    for (const d of await v.listDomains()) all.push(`${h.name}:domain:${d}`);
     for (const p of pools) {
       await v.exec(["pool-refresh", "--", p]).catch(() => undefined);
-      for (const vol of await v.listVolumes(p).catch(() => [] as string[])) if (own(vol)) all.push(`${h.name}:${p}:${vol}`);
+      for (const vol of await v.listVolumes(p).catch(() => [] as string[])) all.push(`${h.name}:${p}:${vol}`);
     }
   }
   return all.sort();
