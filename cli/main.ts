@@ -9,7 +9,7 @@ import { Collector, EXIT, shortType, type Result } from "./result";
 import { markdown } from "./markdown";
 import { Virsh } from "../host/virsh";
 import { clearCancelled, markCancelled } from "../providers/migration/cancel";
-import { preChecks } from "../providers/migration/preChecks";
+import { planPreChecks } from "../providers/migration/preChecks";
 import { moveRequest, type PlacementInputs, type PlacementOutputs } from "../providers/placement/rules";
 
 const ROOT = path.join(__dirname, "..", ".."); // dist/cli/main.js -> the project
@@ -110,15 +110,10 @@ export function parseArgs(argv: string[]): Options | { help: string } {
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-/** A planned move's pre-checks (providers/migration/preChecks.ts: questions only), against the hosts of its state and its config. */
-async function preCheck(olds: Record<string, unknown>, news: Record<string, unknown>, baseUploadedFirst: boolean): Promise<string[]> {
-  const req = moveRequest(olds as unknown as PlacementOutputs, news as unknown as PlacementInputs);
-  try {
-    await preChecks(req, new Virsh(req.from.uri), new Virsh(req.to.uri), { baseUploadedFirst });
-    return [];
-  } catch (e) {
-    return [e instanceof Error ? e.message : String(e)];
-  }
+/** A planned move's pre-checks against the hosts of its state and its config (see planPreChecks). */
+function planChecks(): (olds: Record<string, unknown>, news: Record<string, unknown>, baseUploadedFirst: boolean) => Promise<string[]> {
+  const check = planPreChecks((uri) => new Virsh(uri));
+  return (olds, news, baseUploadedFirst) => check(moveRequest(olds as unknown as PlacementOutputs, news as unknown as PlacementInputs), baseUploadedFirst);
 }
 
 function write(o: Options, r: Result, raw: string) {
@@ -176,7 +171,7 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
   }
   const plan = new Collector(o.command, o.stack);
   const previewed = await ended(plan, stack.preview({ ...common(plan), ...policy, refresh: o.refresh || undefined, expectNoChanges: false }));
-  if (o.checkHosts && previewed === "ok") await plan.checkHosts(preCheck);
+  if (o.checkHosts && previewed === "ok") await plan.checkHosts(planChecks());
   const pr = plan.result("plan", previewed, { expectNoChanges: o.expectNoChanges });
   if (o.command === "plan" || pr.exitCode !== EXIT.ok) {
     write(o, { ...pr, command: o.command }, raw);

@@ -5,7 +5,7 @@ import { withPrivateFile } from "../../host/tempFiles";
 import { parseKeyValues } from "../../libvirt/domain";
 import { mib } from "../../libvirt/migration";
 import { describeOwner } from "../ownership";
-import type { PoolPromises } from "./limits";
+import { PoolPromises } from "./limits";
 import { MoveRequest, StepError, msg } from "./types";
 
 export async function volBytes(v: Virsh, pool: string, vol: string, key: "Capacity" | "Allocation"): Promise<number> {
@@ -33,6 +33,7 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckO
   const arriving = o.arriving ?? [];
   const problems: string[] = [];
   let copyBytes = 0; // a copy's size, held in o.room once every check passed
+  let baseBytes = 0; // and the base image it needs uploaded first (plan time only), held once per pool
   try {
     await T.exec(["uri"], 15_000);
   } catch (e) {
@@ -86,7 +87,9 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckO
   } else {
     let base = 0;
     if (!(await T.volumeExists(r.to.pool, r.baseVolume))) {
-      if (o.baseUploadedFirst) base = await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
+      // uploaded once per pool: a plan's earlier move into the same pool already counted it (and holds it)
+      const counted = o.room?.promised(r.to.uri, r.to.pool, r.name).some((x) => x.vm === baseKey(r.baseVolume));
+      if (o.baseUploadedFirst) base = counted ? 0 : await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
       else problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
     }
     for (const vol of [r.overlayVolume, r.isoVolume])
@@ -101,8 +104,36 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckO
     if (avail - promised < need + margin) problems.push(`room: pool ${r.to.pool} on ${r.to.hostName} has ${mib(avail)} available` +
       (promised ? `, ${mib(promised)} of it promised to the copies arriving there now (${others.map((x) => x.vm).join(", ")})` : "") +
       `, the copy needs ${mib(need + margin)}` + (base ? ` (with the base image this update uploads there first, ${mib(base)})` : ""));
-    copyBytes = need;
+    copyBytes = need - base;
+    baseBytes = base;
   }
   if (problems.length) throw new StepError("pre-check", problems.join("; "));
-  return { sourceState, ...(o.room && copyBytes ? { release: o.room.hold(r.to.uri, r.to.pool, r.name, copyBytes) } : {}) };
+  if (!o.room || !copyBytes) return { sourceState };
+  const releases = [o.room.hold(r.to.uri, r.to.pool, r.name, copyBytes), ...(baseBytes ? [o.room.hold(r.to.uri, r.to.pool, baseKey(r.baseVolume), baseBytes)] : [])];
+  return { sourceState, release: () => releases.forEach((f) => f()) };
+}
+
+/** How a base image that the update uploads first is listed among a pool's promises (once per pool, not per move). */
+const baseKey = (volume: string) => `base image ${volume}`;
+
+/**
+ * `vm-infra plan --check-hosts`: the planned moves' pre-checks (questions only), one after another in the plan's order.
+ * Nothing has moved when they are asked, so each move that passes keeps what the update will take for it: its copy's
+ * room in the target pool (and, once per pool, the base image uploaded there first) and its memory on the target host,
+ * which every later move's checks count as taken. Two copies that each fit alone but not together are then "would
+ * fail" in the plan, as the update finds them. Returns each move's problems (none: it would pass).
+ */
+export function planPreChecks(connect: (uri: string) => Virsh): (r: MoveRequest, baseUploadedFirst: boolean) => Promise<string[]> {
+  const room = new PoolPromises();
+  const arriving = new Map<string, { vm: string; memoryMiB: number }[]>(); // target URI -> the planned moves there that passed
+  return async (r, baseUploadedFirst) => {
+    const there = arriving.get(r.to.uri) ?? [];
+    try {
+      await preChecks(r, connect(r.from.uri), connect(r.to.uri), { baseUploadedFirst, room, arriving: there });
+      arriving.set(r.to.uri, [...there, { vm: r.name, memoryMiB: r.memoryMiB }]);
+      return [];
+    } catch (e) {
+      return [e instanceof Error ? e.message : String(e)];
+    }
+  };
 }

@@ -5,7 +5,7 @@ import { CommandError, Runner } from "../../host/runner";
 import { Virsh } from "../../host/virsh";
 import { completionTimeoutMs, migrateArgs, parseJobInfo, parseQuantity, planLine, rewriteDiskPaths } from "../../libvirt/migration";
 import { PoolPromises } from "../../providers/migration/limits";
-import { preChecks } from "../../providers/migration/preChecks";
+import { planPreChecks, preChecks } from "../../providers/migration/preChecks";
 import { rollback } from "../../providers/migration/rollback";
 import { transfer } from "../../providers/migration/transfer";
 import { MigrationError, MoveRequest } from "../../providers/migration/types";
@@ -198,6 +198,32 @@ test("a move gives its pool room back when it ends, also when it fails and is ro
   expect((err as MigrationError).failure.record.failedStep).toBe("prepare target");
   expect(seen).toEqual([1]); // held while it ran
   expect(room.promised("qemu:///b", "default", "")).toEqual([]);
+});
+
+// plan --check-hosts asked each move alone: two copies that each fit were both "pass" in the plan, and the update then
+// refused the second (the pool promises of the apply)
+test("plan --check-hosts: each move that passes keeps its room and memory for the later ones; a base image uploaded first counts once per pool", async () => {
+  const S = new Virsh("qemu:///a", fakeHost((a) => source(a.map((x) => (x === "web-2.qcow2" ? "web-1.qcow2" : x))), []));
+  const two = ["web-1", "web-2"].map((name) => req({ name, overlayVolume: `${name}.qcow2` }));
+  const hosts = (t: (a: string[]) => Answer | undefined) => {
+    const T = new Virsh("qemu:///b", fakeHost(t, []));
+    return (uri: string) => (uri === "qemu:///a" ? S : T);
+  };
+  // room: each copy needs 114.4 MiB with the margin (50.4 MiB without), the pool has 150 MiB
+  const room = planPreChecks(hosts(target(150 * 2 ** 20)));
+  expect(await room(two[0], false)).toEqual([]);
+  expect(await room(two[1], false)).toEqual(["room: pool default on hv-b has 150.0 MiB available, 50.4 MiB of it promised to the copies arriving there now (web-1), the copy needs 114.4 MiB"]);
+  // memory: 1953 MiB free on hv-b, each VM needs 1024 MiB
+  const memory = planPreChecks(hosts(target(10 * 1024 ** 3, 2_000_000)));
+  expect(await memory(two[0], false)).toEqual([]);
+  expect(await memory(two[1], false)).toEqual(["memory: hv-b has 1953 MiB free, 1024 MiB of it promised to the moves arriving there now (web-1), the VM needs 1024 MiB"]);
+  // the base image (366 KiB) is not on hv-b yet and the update uploads it first: counted for the first copy only. The
+  // pool fits both copies, the base image and the margin, but not the base image twice
+  const copy = 52428800 + 374784;
+  const noBase = target(copy * 2 + 374784 + 64 * 2 ** 20 + 100_000);
+  const base = planPreChecks(hosts((a) => (a[0] === "vol-info" && a.includes("base.qcow2") ? volNotFound() : noBase(a))));
+  expect(await base(two[0], true)).toEqual([]);
+  expect(await base(two[1], true)).toEqual([]);
 });
 
 test("pre-checks: a CPU the target cannot run is refused", async () => {
