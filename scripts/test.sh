@@ -12,4 +12,5 @@ tsc -p tsconfig.json
 eslint --max-warnings 0 .
 # the unit project is pure code and needs no Pulumi toolchain: it runs first (in CI, beside the toolchain's build)
 jest --selectProjects unit --passWithNoTests "$@"
-exec scripts/with-env.sh jest --runInBand --selectProjects e2e --passWithNoTests "$@"
+# --verbose: each test with its time in the log (where CI's minutes go)
+exec scripts/with-env.sh jest --runInBand --verbose --selectProjects e2e --passWithNoTests "$@"
