@@ -87,10 +87,11 @@ export async function preChecks(r: MoveRequest, S: Virsh, T: Virsh, o: PreCheckO
   } else {
     let base = 0;
     if (!(await T.volumeExists(r.to.pool, r.baseVolume))) {
-      // uploaded once per pool: a plan's earlier move into the same pool already counted it (and holds it)
-      const counted = o.room?.promised(r.to.uri, r.to.pool, r.name).some((x) => x.vm === baseKey(r.baseVolume));
-      if (o.baseUploadedFirst) base = counted ? 0 : await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
-      else problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
+      if (o.baseUploadedFirst) {
+        // uploaded once per pool: a plan's earlier move into the same pool already counted it (and holds it)
+        const counted = o.room?.promised(r.to.uri, r.to.pool, r.name).some((x) => x.vm === baseKey(r.baseVolume));
+        base = counted ? 0 : await volBytes(S, r.from.pool, r.baseVolume, "Allocation");
+      } else problems.push(`base image ${r.baseVolume} is not in pool ${r.to.pool} on ${r.to.hostName}`);
     }
     for (const vol of [r.overlayVolume, r.isoVolume])
       if (await T.volumeExists(r.to.pool, vol)) problems.push(`volume ${vol} already exists in pool ${r.to.pool} on ${r.to.hostName} (left from an earlier move? delete it first)`);
