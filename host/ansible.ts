@@ -85,6 +85,10 @@ export function playbookEnv(resultFile: string, projectDir: string, controlDir: 
     // True: with False ansible puts StrictHostKeyChecking=no before the inventory's options, and ssh takes the first
     ANSIBLE_HOST_KEY_CHECKING: "True",
     ANSIBLE_TIMEOUT: "15",
+    // each module goes to the guest's python on the SSH session's stdin instead of a temporary file put there, run
+    // and removed by three more commands: under TCG each command is a python start (the playbook's become is sudo
+    // without requiretty, which pipelining needs)
+    ANSIBLE_PIPELINING: "True",
   };
 }
 

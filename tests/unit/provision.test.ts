@@ -26,6 +26,7 @@ test("argv: vars only as a file, tags joined, the playbook after --, inside the 
   expect(playbookEnv("/t/result.json", "/p", "/t/cp")).toEqual({
     ANSIBLE_SSH_ARGS: "-o ControlMaster=auto -o ControlPersist=5s", ANSIBLE_SSH_CONTROL_PATH_DIR: "/t/cp", ANSIBLE_CONFIG: "/p/ansible/ansible.cfg", ANSIBLE_CALLBACK_PLUGINS: "/p/ansible/callback_plugins", ANSIBLE_CALLBACKS_ENABLED: "vm_infra_result",
     VM_INFRA_RESULT_FILE: "/t/result.json", ANSIBLE_NOCOLOR: "1", ANSIBLE_RETRY_FILES_ENABLED: "0", ANSIBLE_HOST_KEY_CHECKING: "True", ANSIBLE_TIMEOUT: "15",
+    ANSIBLE_PIPELINING: "True",
   });
 });
 
