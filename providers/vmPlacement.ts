@@ -5,7 +5,8 @@
 // check/diff are pure (they run during preview, maybe with unknown values); create/update/delete go through
 // host/virsh.ts only. Registered with Pulumi through providers/shim.ts.
 import * as pulumi from "@pulumi/pulumi";
-import { Virsh } from "../host/virsh";
+import { Virsh, isNotFound } from "../host/virsh";
+import { Owner, parseDomainXml, parseOwner } from "../libvirt/domain";
 import { planLine } from "../libvirt/migration";
 import { audit } from "./audit";
 import { stopDomain, stopToStartAgain, undefineDomain } from "./domainOps";
@@ -15,11 +16,11 @@ import { moveVm } from "./migration/move";
 import { MigrationError, shapeOf } from "./migration/types";
 import { findDomain, observe, ownerText } from "./ownership";
 import { removeLeftovers } from "./placement/leftovers";
-import { adopt, checkRoom, defineAndStart, ensureVolumes, setOwner, startStopped, stoppedBy } from "./placement/ops";
+import { adopt, checkRoom, defineAndStart, defineNew, ensureVolumes, setOwner, startStopped, stoppedBy } from "./placement/ops";
 import { readPlacement } from "./placement/refresh";
 import {
   PlacementInputs, PlacementOutputs, RESTART_KEYS, checkMove, checkUndrain, checkedInputs, instances, moveRequest, moves, names, outputsOf,
-  overlayName, placementDiff, plain,
+  overlayName, placementDiff, plain, strayVolumes,
 } from "./placement/rules";
 import { errText, say } from "./say";
 
@@ -55,6 +56,45 @@ async function sameHypervisor(olds: PlacementOutputs, news: PlacementInputs): Pr
 const moveNote = (news: PlacementInputs) =>
   `${news.drainedFrom ? ` (drain of ${news.drainedFrom})` : ""}${news.migration.after?.length ? `; waits for ${news.migration.after.join(", ")} (migration.after)` : ""}`;
 
+/** The domain's owner record names this very resource: the state lost it (a create killed before it was recorded, a `pulumi state delete`). */
+const sameResource = (o: Owner | undefined, i: PlacementInputs) =>
+  !!o && !!i.owner && o.project === i.owner.project && o.stack === i.owner.stack && o.resource === i.owner.resource;
+const SAME_RESOURCE = ": this resource's own VM, which the state does not hold (a create killed before the state recorded it, or a `pulumi state delete`)";
+
+/**
+ * A failed create removes what it made and says exactly what it did: the domain only when it is this create's (its
+ * disk is the overlay this create made, named with its instance: a domain of that name defined by someone else
+ * meanwhile is left alone), and each volume it made, naming any it could not remove.
+ */
+async function undoCreate(v: Virsh, i: PlacementInputs, definedOn: string | undefined, created: string[]): Promise<string> {
+  let domain = "domain untouched";
+  if (definedOn) {
+    domain = await v.exec(["dumpxml", "--", i.name]).then(async (xml) => {
+      if (!parseDomainXml(xml).diskPaths.includes(definedOn)) return `domain ${i.name} left as it is: ${ownerText(parseOwner(xml))}, not by this create`;
+      await stopDomain(v, i.name, 5000);
+      await undefineDomain(v, i.name);
+      return "domain undefined";
+    }, (x) => (isNotFound(x) ? "domain never defined" : Promise.reject(x))).catch((x) => `domain ${i.name} may still be defined on ${i.hostName}: ${errText(x)}`);
+  }
+  const left: string[] = [];
+  for (const vol of [...created].reverse()) await v.deleteVolume(i.pool, vol).catch((x) => left.push(`${vol} (${errText(x)})`));
+  const removed = `${created.length - left.length} volume(s) removed`;
+  return `rolled back: ${removed}${left.length ? `, left in pool ${i.pool} on ${i.hostName}: ${left.join(", ")}` : ""}, ${domain}`;
+}
+
+/** Says which volumes named for this VM the pool holds besides this create's; removes nothing (see strayVolumes). */
+async function reportStrays(v: Virsh, i: PlacementInputs, own: string[]): Promise<void> {
+  const where = `pool ${i.pool} on ${i.hostName}`;
+  const strays = await v.listVolumes(i.pool).then((all) => strayVolumes(i.name, all, own), (x) => {
+    say(`${i.name}: could not list ${where} to look for volumes a killed create left: ${errText(x)}`);
+    return [];
+  });
+  if (strays.length)
+    say(`${i.name}: ${where} holds ${strays.length} volume(s) named for ${i.name} that are not this create's: ${strays.join(", ")}; left by a ` +
+      `create of ${i.name} killed before the state recorded it${i.storage === "shared" ? ", or another host's VM of that name in this shared pool" : ""}. ` +
+      `Left in place: remove them (virsh vol-delete --pool ${i.pool} NAME) once you know nothing needs them`);
+}
+
 export const provider: pulumi.dynamic.ResourceProvider = {
   async check(olds: Partial<PlacementInputs>, news: PlacementInputs) {
     return { inputs: checkedInputs(olds, news), failures: [...checkMove(olds, news), ...checkUndrain(olds, news)] };
@@ -74,7 +114,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   async create(i: PlacementInputs) {
     const v = new Virsh(i.uri);
     const created: string[] = [];
-    let defined = false;
+    let definedOn: string | undefined; // the overlay's path, once a define of the domain on it may have happened
     const instance = instances.next();
     try {
       // vm-infra never adopts a domain it did not make in this resource: a second stack with the same VM would
@@ -82,22 +122,22 @@ export const provider: pulumi.dynamic.ResourceProvider = {
       const there = await findDomain(v, i.name);
       if (there.exists && i.adopt && there.uuid === i.adopt && there.owner) return await adopt(v, i, there.uuid, there.owner);
       if (there.exists)
-        throw new Error(`a domain named ${i.name} already exists on ${i.hostName} (${ownerText(there.owner)}); vm-infra does not adopt ` +
+        throw new Error(`a domain named ${i.name} already exists on ${i.hostName} (${ownerText(there.owner)}${sameResource(there.owner, i) ? SAME_RESOURCE : ""}); vm-infra does not adopt ` +
           `an existing VM unless told to: remove it, choose another name, or, to manage that VM from this stack, set vms[].adopt to its ` +
           `UUID${there.owner ? ` (${there.uuid})` : " (only VMs made by vm-infra can be adopted)"}`);
       await checkRoom(v, i);
-      const paths = await ensureVolumes(v, i, names({ ...i, instance }), created);
-      defined = true;
-      await defineAndStart(v, i, paths, instance);
+      const n = names({ ...i, instance });
+      const paths = await ensureVolumes(v, i, n, created);
+      await reportStrays(v, i, [n.overlay, n.iso]);
+      definedOn = paths.diskPath;
+      await defineNew(v, i, paths, instance);
       const uuid = (await v.exec(["domuuid", "--", i.name])).trim();
       audit({ action: "create", vm: i.name, host: i.hostName, outcome: "ok" });
       return { id: `vm/${i.name}`, outs: outputsOf(i, paths, { uuid, instance, boots: 1 }) };
     } catch (e) {
-      // a failed create leaves nothing behind: what this call made, it removes
-      if (defined) await stopDomain(v, i.name, 5000).then(() => undefineDomain(v, i.name)).catch(() => undefined);
-      for (const vol of created.reverse()) await v.deleteVolume(i.pool, vol).catch(() => undefined);
-      audit({ action: "create", vm: i.name, host: i.hostName, outcome: "failed", detail: String(e) });
-      throw new Error(`create ${i.name} on ${i.hostName}: ${errText(e)} (rolled back: ${created.length} volume(s), domain ${defined ? "undefined" : "untouched"})`);
+      const undone = await undoCreate(v, i, definedOn, created);
+      audit({ action: "create", vm: i.name, host: i.hostName, outcome: "failed", detail: `${String(e)} (${undone})` });
+      throw new Error(`create ${i.name} on ${i.hostName}: ${errText(e)} (${undone})`);
     }
   },
 

@@ -36,6 +36,15 @@ export async function ensureVolumes(v: Virsh, i: PlacementInputs, n: { overlay: 
   return { diskPath: await v.volumePath(i.pool, n.overlay), isoPath: await v.volumePath(i.pool, n.iso) };
 }
 
+/**
+ * A new VM's first definition and start. The XML carries no UUID: when a domain of that name appeared since the
+ * create's check (another stack, a person), libvirt itself refuses the define instead of it being redefined.
+ */
+export async function defineNew(v: Virsh, i: PlacementInputs, paths: { diskPath: string; isoPath: string }, instance: string): Promise<void> {
+  await v.withXml(domainXml({ ...i, ...paths, owner: ownerOf(i, instance) }), (f) => ["define", "--file", f]);
+  await v.exec(["start", "--", i.name]);
+}
+
 /** `stopMark`: the VM was stopped by this update to be started again; the new definition keeps saying so until it runs. */
 export async function defineAndStart(v: Virsh, i: PlacementInputs, paths: { diskPath: string; isoPath: string }, instance?: string, start = true,
   stopMark?: StopMark): Promise<void> {

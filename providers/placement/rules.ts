@@ -86,6 +86,15 @@ export const SETTING_KEYS = ["uri", "isoFile", "storage", "migration", "migratio
 export const overlayName = (name: string, instance?: string) => (instance ? `${name}-${instance}.qcow2` : `${name}.qcow2`);
 export const isoVolumeName = (name: string, hash: string, instance?: string) =>
   instance ? `${name}-${instance}-cidata-${hash.slice(0, 12)}.iso` : `${name}-cidata-${hash.slice(0, 16)}.iso`;
+/**
+ * Volumes in a pool named as this VM's placements name theirs (`NAME-<instance>.qcow2`, `NAME-<instance>-cidata-*.iso`)
+ * other than `own`: what a create killed before it was recorded left, or, in a shared pool, another host's VM of that name.
+ */
+export function strayVolumes(name: string, volumes: string[], own: string[]): string[] {
+  const mine = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[0-9a-f]{8}(\\.qcow2|-cidata-[0-9a-f]{12}\\.iso)$`);
+  return volumes.filter((v) => mine.test(v) && !own.includes(v)).sort();
+}
+
 /** Where a new placement's instance comes from; unit tests swap in a fixed one (never production code). */
 export const instances = { next: (): string => randomBytes(4).toString("hex") };
 

@@ -191,7 +191,8 @@ test("a stack that lost its VM from the state is refused the name, then adopts i
   await ssh("echo adopted-with-its-data > /home/ops/marker && sync");
   await pulumi(h, ["state", "delete", "--yes", "--target-dependents", "--", (await res(`${VM}-placement`)).urn]);
   const out = await upExpectingFailure(h);
-  expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement); ` +
+  expect(out).toContain(`a domain named ${VM} already exists on hv-a (made by vm-infra project vm-infra, stack ${h.stack}, resource ${VM}-placement: ` +
+    "this resource's own VM, which the state does not hold (a create killed before the state recorded it, or a `pulumi state delete`)); " +
     `vm-infra does not adopt an existing VM unless told to: remove it, choose another name, or, to manage that VM from this stack, set vms[].adopt ` +
     `to its UUID (${p.uuid})`);
   await writeLabStack(root, h.stack, [{ name: VM, host: "hv-a", ...GUEST, adopt: p.uuid }], image, publicKey);

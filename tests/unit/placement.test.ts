@@ -7,7 +7,11 @@ import { MIGRATION_DEFAULTS } from "../../config/spec";
 import { CommandError, Runner } from "../../host/runner";
 import { virshRunner } from "../../host/virsh";
 import { STOP_NS } from "../../libvirt/domain";
+import { say } from "../../providers/say";
 import { PlacementInputs, PlacementOutputs, instances, provider } from "../../providers/vmPlacement";
+
+// the lines the provider prints for `pulumi up`, kept to be read
+jest.mock("../../providers/say", () => ({ ...jest.requireActual("../../providers/say"), say: jest.fn() }));
 
 const dir = mkdtempSync(path.join(tmpdir(), "vmi-placement-"));
 const isoFile = path.join(dir, "seed.iso");
@@ -32,7 +36,8 @@ const UUID = "6b4a0381-ee81-41b7-85c3-2b7d895bef02";
 const defined: string[] = [];
 
 /** A fake host: a domain state, existing volumes, and a verb that fails on purpose. */
-function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; failOn?: string; available?: number; stopMark?: string; dieOn?: string }, calls: string[][]): Runner {
+function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; failOn?: string; available?: number; stopMark?: string; dieOn?: string; owner?: string },
+  calls: string[][]): Runner {
   const err = (m: string) => new CommandError(["virsh"], 1, null, false, m, "");
   return async (file, args) => {
     const a = args.slice(3); // -q -c <uri>
@@ -48,11 +53,13 @@ function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; fai
       case "vol-upload": return ok();
       case "vol-path": return ok(`/pool/${a[a.length - 1]}\n`);
       case "vol-delete": state.volumes.delete(a[a.length - 1]); return ok();
+      case "vol-list": return ok([...state.volumes].map((v) => `${v} /pool/${v}\n`).join(""));
       case "domstate": if (state.domain) return ok(`${state.domain}\n`); throw err("error: failed to get domain 'web-1'");
       case "define": {
         const xml = readFileSync(a[2], "utf8");
         defined.push(xml);
         state.stopMark = /<vmistop:stop [^>]*by="([^"]*)" at="([^"]*)"/.exec(xml)?.slice(1).join("|");
+        state.owner = /<vmi:owner [^>]*\/>/.exec(xml)?.[0];
         state.domain ??= "shut off";
         return ok();
       }
@@ -61,7 +68,7 @@ function fake(state: { domain?: string; uuid?: string; volumes: Set<string>; fai
         else state.stopMark = /by="([^"]*)" at="([^"]*)"/.exec(a[a.indexOf("--set") + 1])?.slice(1).join("|");
         return ok();
       case "dumpxml": if (state.domain) return ok(`<domain><name>web-1</name><uuid>${state.uuid ?? UUID}</uuid><memory unit="KiB">1048576</memory>` +
-        `<vcpu>1</vcpu>${state.stopMark ? `<metadata><vmistop:stop xmlns:vmistop="${STOP_NS}" by="${state.stopMark.split("|")[0]}" at="${state.stopMark.split("|")[1]}"/></metadata>` : ""}<devices><disk><source file="/pool/${OVERLAY}"/></disk><disk><source file="/pool/${ISO}"/></disk>` +
+        `<vcpu>1</vcpu><metadata>${state.owner ?? ""}${state.stopMark ? `<vmistop:stop xmlns:vmistop="${STOP_NS}" by="${state.stopMark.split("|")[0]}" at="${state.stopMark.split("|")[1]}"/>` : ""}</metadata><devices><disk><source file="/pool/${OVERLAY}"/></disk><disk><source file="/pool/${ISO}"/></disk>` +
         `<interface><mac address="52:54:00:00:00:01"/></interface></devices></domain>`); throw err("error: failed to get domain 'web-1'");
       case "start": state.domain = "running"; return ok();
       case "shutdown": state.domain = "shut off"; return ok();
@@ -97,24 +104,61 @@ test("create: volumes, then define and start, with exact argv", async () => {
     ["vol-upload", "--pool", "default", "--vol", ISO, "--file", isoFile],
     ["vol-path", "--pool", "default", "--", OVERLAY],
     ["vol-path", "--pool", "default", "--", ISO],
-    ["domstate", "--", "web-1"],
-    ["define", "--file", "<xml file>"],
+    ["vol-list", "--pool", "default"],
+    ["define", "--file", "<xml file>"], // a new domain's XML has no UUID: libvirt refuses it if the name was taken since the check
     ["start", "--", "web-1"],
     ["domuuid", "--", "web-1"],
   ]);
+  expect(defined[0]).not.toContain("<uuid>");
 });
 
 test("create that fails at start removes what it made, and says so", async () => {
   const calls: string[][] = [];
   const host = { volumes: new Set(["base.qcow2"]), failOn: "start" };
   virshRunner.current = fake(host, calls);
-  await expect(provider.create(inputs)).rejects.toThrow(/create web-1 on hv-a: .*start failed on purpose \(rolled back: 2 volume\(s\), domain undefined\)/);
+  await expect(provider.create(inputs)).rejects.toThrow(/create web-1 on hv-a: .*start failed on purpose \(rolled back: 2 volume\(s\) removed, domain undefined\)/);
   expect([...host.volumes]).toEqual(["base.qcow2"]);
   expect(calls.filter((c) => ["undefine", "vol-delete"].includes(c[0]))).toEqual([
     ["undefine", "--nvram", "--", "web-1"],
     ["vol-delete", "--pool", "default", "--", ISO],
     ["vol-delete", "--pool", "default", "--", OVERLAY],
   ]);
+});
+
+// a domain of that name defined by someone else between the create's check and its define: libvirt refuses the define
+// (the XML has no UUID), and the rollback leaves that domain alone; a volume it cannot remove is named, not counted
+test("create whose define is refused leaves the other domain of that name alone, and names a volume it could not remove", async () => {
+  const calls: string[][] = [];
+  const host = { volumes: new Set(["base.qcow2"]), failOn: "define", domain: "running" };
+  const inner = fake(host, calls);
+  let checked = false; // the first dumpxml (the create's check) finds no domain; the other one (made by hand) appears after it
+  virshRunner.current = async (file, args, opts) => {
+    if (args[3] === "dumpxml" && !checked) { checked = true; throw new CommandError(["virsh"], 1, null, false, "error: failed to get domain 'web-1'", ""); }
+    if (args[3] === "dumpxml") return { stdout: `<domain><name>web-1</name><uuid>u-other</uuid><memory unit="KiB">1048576</memory><vcpu>1</vcpu>` +
+      `<devices><disk><source file="/pool/web-1.qcow2"/></disk><interface><mac address="52:54:00:00:00:09"/></interface></devices></domain>`, stderr: "", exitCode: 0 };
+    if (args[3] === "vol-delete" && args[args.length - 1] === OVERLAY) throw new CommandError(["virsh"], 1, null, false, "error: cannot unlink file: Device or resource busy", "");
+    return inner(file, args, opts);
+  };
+  await expect(provider.create(inputs)).rejects.toThrow(`create web-1 on hv-a: virsh: exited 1: error: define failed on purpose (rolled back: 1 volume(s) removed, ` +
+    `left in pool default on hv-a: ${OVERLAY} (virsh: exited 1: error: cannot unlink file: Device or resource busy), domain web-1 left as it is: not made by vm-infra, not by this create)`);
+  expect(calls.filter((c) => ["shutdown", "destroy", "undefine"].includes(c[0]))).toEqual([]);
+  expect([host.domain, [...host.volumes].sort()]).toEqual(["running", ["base.qcow2", OVERLAY]]);
+});
+
+test("create names the volumes of that VM's name a killed create left in the pool, and removes none of them", async () => {
+  const calls: string[][] = [];
+  const left = ["web-1-99998888.qcow2", "web-1-99998888-cidata-0123456789ab.iso"];
+  const others = ["web-10-11112222.qcow2", "web-1.qcow2", "web-1-99998888.qcow2.bak", "web-1-cidata-0123456789abcdef.iso"];
+  const host = { volumes: new Set(["base.qcow2", ...left, ...others]) };
+  virshRunner.current = fake(host, calls);
+  jest.mocked(say).mockClear();
+  await provider.create(inputs);
+  const lines = jest.mocked(say).mock.calls.map((c) => c[0]);
+  expect(lines.filter((l) => l.includes("named for"))).toEqual([`web-1: pool default on hv-a holds 2 volume(s) named for web-1 that are not this create's: ` +
+    `web-1-99998888-cidata-0123456789ab.iso, web-1-99998888.qcow2; left by a create of web-1 killed before the state recorded it. Left in place: ` +
+    `remove them (virsh vol-delete --pool default NAME) once you know nothing needs them`]);
+  expect(calls.filter((c) => c[0] === "vol-delete")).toEqual([]);
+  expect([...left, ...others].every((v) => host.volumes.has(v))).toBe(true);
 });
 
 // issue 8: a second stack with the same VM name and host "created" its VM by adopting the first one's, and its
@@ -128,7 +172,11 @@ test("create refuses a domain of that name it did not make, naming its owner, an
   virshRunner.current = async (file, args, opts) => (args[3] === "dumpxml" ? { stdout: owned, stderr: "", exitCode: 0 } : inner(file, args, opts));
   await expect(provider.create(inputs)).rejects.toThrow("create web-1 on hv-a: a domain named web-1 already exists on hv-a (made by vm-infra project " +
     "vm-infra, stack dev, resource web-1-placement); vm-infra does not adopt an existing VM unless told to: remove it, choose another name, or, to " +
-    "manage that VM from this stack, set vms[].adopt to its UUID (u-dev) (rolled back: 0 volume(s), domain untouched)");
+    "manage that VM from this stack, set vms[].adopt to its UUID (u-dev) (rolled back: 0 volume(s) removed, domain untouched)");
+  // the same stack's same resource: the state lost it, and the message says how that happens
+  await expect(provider.create({ ...inputs, owner: { project: "vm-infra", stack: "dev", resource: "web-1-placement" } })).rejects.toThrow(
+    "(made by vm-infra project vm-infra, stack dev, resource web-1-placement: this resource's own VM, which the state does not hold (a create " +
+    "killed before the state recorded it, or a `pulumi state delete`)); vm-infra does not adopt");
   // an adopt naming another UUID is refused just the same
   await expect(provider.create({ ...inputs, adopt: "00000000-0000-0000-0000-000000000000" })).rejects.toThrow(/already exists on hv-a/);
   expect(calls).toEqual([]);
