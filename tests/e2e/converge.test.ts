@@ -2,14 +2,16 @@
 // engine and lab with one VM: each case removes or replaces one part the way an operator (or an accident) would, then
 // runs a plain `pulumi up` (Pulumi.yaml refreshes first), and ends with the VM running, reachable over SSH, every part
 // where the domain points, and a second up that changes nothing.
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { poll } from "../../host/poll";
 import { run } from "../../host/runner";
 import { parseDomainXml, parseVolumeXml } from "../../libvirt/domain";
 import { labDown } from "../../lab/hosts";
 import { Image } from "../../lab/image";
 import { ensureLab, writeLabStack } from "../../lab/stack";
-import { extended, outputs, pulumi, up, upExpectingFailure } from "../support/pulumiCli";
+import { hitLibvirtd, killPulumi, recoverHosts } from "../support/faults";
+import { extended, outputs, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { GUEST, guestSsh, pinnedKey, virsh } from "../support/lab";
 
 jest.setTimeout(60 * 60_000);
@@ -150,13 +152,52 @@ test("up --replace of the base image, the seed ISO and readiness keeps the VM, i
   await noChanges();
 });
 
-test("up --replace of the placement recreates the VM (old one removed first: the name is the domain's)", async () => {
+/** The engine's pending operations in the state ("creating <resource>"): what a killed run was doing. */
+const pending = async () => ((JSON.parse((await pulumi(h, ["stack", "export"])).stdout).deployment.pending_operations ?? []) as { type: string; resource: { urn: string } }[])
+  .map((o) => `${o.type} ${urnName(o.resource.urn)}`);
+
+// an up killed inside a create, after its volumes are made and before its domain is: nothing records them (the state
+// holds a pending create, not the volumes), so the next create names them and removes none
+test("up --replace of the placement (old one removed first: the name is the domain's) killed in its create: the next up creates the VM and names what the killed one left", async () => {
   const p = await placement();
-  await up(h, ["--replace", (await res(`${VM}-placement`)).urn]);
+  const named = async () => (await hv().listVolumes("default")).filter((v) => v.startsWith(`${VM}-`)).sort();
+  const before = await named();
+  const log = path.join(root, ".vm-infra", `commands-${h.stack}.log`);
+  writeFileSync(log, "");
+  process.env.VM_INFRA_COMMAND_LOG = log;
+  const first = up(h, ["--replace", (await res(`${VM}-placement`)).urn]).catch((e: Error) => e);
+  delete process.env.VM_INFRA_COMMAND_LOG;
+  // the create's seed upload starts (its overlay and seed volumes exist): hv-a's libvirtd is held there while the up is killed
+  await poll(async () => (readFileSync(log, "utf8").includes('"virsh vol-upload"') ? { value: true } : undefined), { timeoutMs: 180_000, intervalMs: 10, what: "the create's seed upload" });
+  hitLibvirtd("hv-a", "SIGSTOP");
+  try {
+    await killPulumi(h.stack);
+  } finally {
+    await recoverHosts();
+  }
+  expect(await first).toBeInstanceOf(Error);
+  expect(await pending()).toEqual([`creating ${VM}-placement`]);
+  expect(await hv().domainState(VM)).toBeUndefined(); // the old one was removed; the new one never defined
+  // the killed create's overlay and seed, of one instance; the replaced placement's volumes are gone
+  const left = await named();
+  const made = left.filter((v) => !before.includes(v));
+  const instance = new RegExp(`^${VM}-([0-9a-f]{8})\\.qcow2$`).exec(made[1] ?? "")?.[1];
+  expect(made).toEqual([expect.stringMatching(new RegExp(`^${VM}-${instance}-cidata-[0-9a-f]{12}\\.iso$`)), `${VM}-${instance}.qcow2`]);
+  expect(left).not.toContain(p.overlayVolume);
+  // the documented recovery: the dead run's lock, then its pending create (the engine keeps one through any number of
+  // successful ups; it records nothing a refresh could import), then a plain up
+  await pulumi(h, ["cancel", "--yes"], 60_000, [0, 1, 255]);
+  await pulumi(h, ["refresh", "--clear-pending-creates", "--yes", "--skip-preview"]);
+  expect(await pending()).toEqual([]);
+  const r = await up(h);
+  expect(r.stdout).toContain(`${VM}: pool default on hv-a holds ${left.length} volume(s) named for ${VM} that are not this create's: ${left.join(", ")}; left by a create of ` +
+    `${VM} killed before the state recorded it. Left in place: remove them (virsh vol-delete --pool default NAME) once you know nothing needs them`);
   const q = await placement();
   expect(q.uuid).not.toBe(p.uuid);
-  expect(await hv().volumeExists("default", p.overlayVolume as string)).toBe(false);
+  expect(left).not.toContain(q.overlayVolume);
+  for (const v of left) expect(await hv().volumeExists("default", v)).toBe(true); // named, not removed
   await expectHealthy();
+  for (const v of left) await hv().exec(["vol-delete", "--pool", "default", "--", v]);
   await noChanges();
 });
 
