@@ -133,6 +133,11 @@ const masked = (outs: Record<string, { value: unknown; secret: boolean }>) =>
 type StateResource = { type: string; outputs?: Record<string, unknown> };
 const stateResources = async (stack: Stack): Promise<StateResource[]> => (await stack.exportStack()).deployment?.resources ?? [];
 
+/** Names of the resources a killed run was creating: the engine keeps such pending creates through any number of updates. */
+export function pendingCreates(deployment: { pending_operations?: { type?: string; resource?: { urn?: string } }[] } | undefined): string[] {
+  return (deployment?.pending_operations ?? []).filter((op) => op.type === "creating" && op.resource?.urn).map((op) => op.resource!.urn!.split("::").pop()!).sort();
+}
+
 async function outputsOf(stack: Stack, resources: StateResource[], warn: (s: string) => void): Promise<Record<string, unknown>> {
   const outs = masked(await stack.outputs());
   const vms = outs.vms as Record<string, Record<string, unknown>> | undefined;
@@ -170,6 +175,23 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
     return r.exitCode;
   }
   const plan = new Collector(o.command, o.stack);
+  // a killed run's pending creates: the plan says so; the apply drops them first (every vm-infra create can run again:
+  // a placement's names what a killed one left and refuses a domain it made, see README "Ownership")
+  const pending = pendingCreates((await stack.exportStack().catch(() => undefined))?.deployment);
+  const pendingLine = (done: string) => `the state holds ${pending.length} create(s) a killed run left unfinished (${pending.join(", ")}): ${done}`;
+  if (pending.length && o.command === "plan") plan.warn(pendingLine("apply drops them from the state and runs those creates again"));
+  let cleared: string | undefined;
+  if (pending.length && o.command === "apply") {
+    const c = new Collector("refresh", o.stack);
+    const how = await ended(c, stack.refresh({ ...common(c), clearPendingCreates: true }));
+    if (how !== "ok") {
+      const r = c.result("refresh", how);
+      r.errors.push(pendingLine(`dropping them from the state failed, so nothing was applied`));
+      write(o, { ...r, command: "apply" }, raw);
+      return r.exitCode;
+    }
+    cleared = pendingLine("dropped from the state; their creates run again in this apply");
+  }
   const previewed = await ended(plan, stack.preview({ ...common(plan), ...policy, refresh: o.refresh || undefined, expectNoChanges: false }));
   if (o.checkHosts && previewed === "ok") await plan.checkHosts(planChecks());
   const pr = plan.result("plan", previewed, { expectNoChanges: o.expectNoChanges });
@@ -178,6 +200,7 @@ async function operate(o: Options, stack: Stack, signal: AbortSignal): Promise<n
     return pr.exitCode;
   }
   const apply = new Collector("apply", o.stack);
+  if (cleared) apply.warn(cleared);
   // failure isolation: a failed change stops only what depends on it (migration.after waits, a VM's own parts);
   // the other moves of the update complete and are recorded
   const how = await ended(apply, stack.up({ ...common(apply), ...policy, continueOnError: true }));

@@ -9,6 +9,8 @@ import * as path from "node:path";
 import { run } from "../../host/runner";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
+import { pendingCreates } from "../../cli/main";
+import { killPulumi } from "../support/faults";
 import { pulumi, vmInfra } from "../support/pulumiCli";
 import { GUEST, inventory, whereIs } from "../support/lab";
 import { startPostgres, type Postgres } from "../support/postgres";
@@ -61,6 +63,33 @@ test("plan of a create under --expect-no-changes: exit 7, the JSON lists every s
   expect(await inventory()).toEqual(before);
 });
 
+// a pipeline's job killed (SIGKILL: the CLI and the pulumi run under it) while the apply creates the VM: the engine
+// keeps its pending creates; after pulumi cancel (the dead run's lock), plan says which, and the next apply drops them
+// and runs those creates again
+let pendingLeft: string[] = [];
+let doneBeforeKill = 0;
+test("an apply killed while it creates the VM: plan names the creates it left unfinished, and changes nothing", async () => {
+  let seen = "";
+  let placing!: () => void;
+  const creating = new Promise<void>((resolve) => (placing = resolve));
+  const first = cli(["apply"], { onStdout: (s) => { seen += s; if (/ops-a-placement creating/.test(seen)) placing(); } }).catch((e: Error) => e);
+  await creating;
+  const cliPid = (await run("pgrep", ["-f", `dist/cli/main.js apply .*--stack ${h.stack}$`], { timeoutMs: 10_000 })).stdout.trim();
+  await run("kill", ["-KILL", cliPid], { timeoutMs: 10_000 });
+  await killPulumi(h.stack);
+  expect(await first).toBeInstanceOf(Error);
+  await pulumi(h, ["cancel", "--yes"], 60_000, [0, 1, 255]);
+  const d = JSON.parse((await pulumi(h, ["stack", "export"])).stdout).deployment;
+  pendingLeft = pendingCreates(d);
+  expect(pendingLeft).toContain("ops-a-placement");
+  doneBeforeKill = (d.resources as { type: string }[]).filter((r) => !r.type.startsWith("pulumi:providers:")).length; // the stack's own resource too
+  const inv = await inventory();
+  const p = await cli(["plan"]);
+  expect([p.exitCode, p.json!.result, p.json!.warnings]).toEqual([0, "changes", [`the state holds ${pendingLeft.length} create(s) a killed run left unfinished (${pendingLeft.join(", ")}): ` +
+    "apply drops them from the state and runs those creates again"]]);
+  expect(await inventory()).toEqual(inv); // the plan changed nothing
+});
+
 test("apply creates the VM; a second apply at the same time is refused by the stack lock and changes nothing", async () => {
   let seen = "";
   let started!: () => void;
@@ -72,7 +101,10 @@ test("apply creates the VM; a second apply at the same time is refused by the st
   expect(second.json!.errors.join("\n")).toMatch(/^stack e2e-gitops is locked by another update( \(.*\))?: nothing was done; run again when it has finished/);
   const a = await first;
   expect([a.exitCode, a.json!.result, a.json!.errors]).toEqual([0, "succeeded", []]);
-  expect(a.json!.changeSummary).toEqual({ create: 8 });
+  expect(a.json!.warnings).toEqual([`the state holds ${pendingLeft.length} create(s) a killed run left unfinished (${pendingLeft.join(", ")}): ` +
+    "dropped from the state; their creates run again in this apply"]);
+  expect(a.json!.changeSummary).toEqual({ create: 8 - doneBeforeKill, same: doneBeforeKill });
+  expect(pendingCreates(JSON.parse((await pulumi(h, ["stack", "export"])).stdout).deployment)).toEqual([]);
   expect((a.json!.outputs!.vms as Record<string, { host: string; status: string }>)["ops-a"]).toMatchObject({ host: "hv-a", status: "ready" });
   expect(await whereIs("ops-a")).toEqual({ "hv-a": "running" });
   const again = await cli(["plan", "--expect-no-changes"]);

@@ -40,9 +40,12 @@ export async function restoreMigrationNetwork(): Promise<void> {
   for (const h of HOSTS) await run("ip", ["-n", h.netns, "link", "set", "mig0", "up"], { timeoutMs: 10_000, okCodes: [0, 1] });
 }
 
-/** Kills a running `pulumi up` of `stack` with every plugin it started (they run in process groups of their own). */
+/**
+ * Kills a running `pulumi up` of `stack` with every plugin it started (they run in process groups of their own),
+ * whether a person ran it (`pulumi up`) or vm-infra's CLI (the Automation API runs it by its full path).
+ */
 export async function killPulumi(stack: string): Promise<void> {
-  const pid = (await run("pgrep", ["-o", "-f", `^pulumi up .*--stack ${stack}`], { timeoutMs: 10_000 })).stdout.trim();
+  const pid = (await run("pgrep", ["-o", "-f", `^([^ ]*/)?pulumi up .*--stack ${stack}( |$)`], { timeoutMs: 10_000 })).stdout.trim();
   const kids = async (p: string) => (await run("pgrep", ["-P", p], { timeoutMs: 10_000, okCodes: [0, 1] })).stdout.split("\n").filter(Boolean);
   const plugins = await kids(pid);
   const grandchildren = (await Promise.all(plugins.map(kids))).flat();

@@ -3,7 +3,7 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { Collector, EXIT, changedKeys, plannedMigration } from "../../cli/result";
 import { MAX_COMMENT, markdown, marker } from "../../cli/markdown";
-import { UsageError, parseArgs } from "../../cli/main";
+import { UsageError, parseArgs, pendingCreates } from "../../cli/main";
 
 const T = "pulumi-nodejs:dynamic/vm-infra:";
 const urn = (type: string, name: string) => `urn:pulumi:ci::vm-infra::vm-infra:index:Vm$${type}::${name}`;
@@ -122,4 +122,12 @@ test("--check-hosts: each planned move's pre-checks; one that would fail makes t
   const r = c.result("plan", "ok");
   expect([r.result, r.exitCode, r.migrations[0].preChecks]).toEqual(["would-fail", EXIT.wouldFail, { ok: false, problems: ["room: pool default on hv-b has 10 MiB available"] }]);
   expect(markdown(r)).toContain("| **would fail**: room: pool default on hv-b has 10 MiB available |");
+});
+
+test("the creates a killed run left: only pending creates, by resource name, sorted", () => {
+  const op = (type: string, name: string) => ({ type, resource: { urn: `urn:pulumi:s::vm-infra::vm-infra:index:Vm$pulumi-nodejs:dynamic:Resource::${name}` } });
+  expect(pendingCreates({ pending_operations: [op("creating", "web-1-placement"), op("updating", "db-placement"), op("creating", "web-1-cidata"), op("deleting", "x")] }))
+    .toEqual(["web-1-cidata", "web-1-placement"]);
+  expect(pendingCreates({})).toEqual([]);
+  expect(pendingCreates(undefined)).toEqual([]);
 });
