@@ -5,14 +5,15 @@
 // destroy on that backend. Moves through the CLI (plan JSON, apply records, a rolled-back failure, SIGTERM) are in
 // migration.test.ts, where VMs are already moving.
 import { readdirSync } from "node:fs";
+import { poll } from "../../host/poll";
 import * as path from "node:path";
 import { run } from "../../host/runner";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { pendingCreates } from "../../cli/main";
-import { killPulumi } from "../support/faults";
-import { pulumi, vmInfra } from "../support/pulumiCli";
-import { GUEST, inventory, whereIs } from "../support/lab";
+import { hitLibvirtd, killPulumi, recoverHosts } from "../support/faults";
+import { pulumi, stateOutputs, vmInfra } from "../support/pulumiCli";
+import { GUEST, inventory, libvirtdPid, virsh, whereIs } from "../support/lab";
 import { startPostgres, type Postgres } from "../support/postgres";
 import type { Result } from "../../cli/result";
 
@@ -68,16 +69,25 @@ test("plan of a create under --expect-no-changes: exit 7, the JSON lists every s
 // and runs those creates again
 let pendingLeft: string[] = [];
 let doneBeforeKill = 0;
+let leftByKill: string[] = [];
 test("an apply killed while it creates the VM: plan names the creates it left unfinished, and changes nothing", async () => {
-  let seen = "";
-  let placing!: () => void;
-  const creating = new Promise<void>((resolve) => (placing = resolve));
-  const first = cli(["apply"], { onStdout: (s) => { seen += s; if (/ops-a-placement creating/.test(seen)) placing(); } }).catch((e: Error) => e);
-  await creating;
-  const cliPid = (await run("pgrep", ["-f", `dist/cli/main.js apply .*--stack ${h.stack}$`], { timeoutMs: 10_000 })).stdout.trim();
-  await run("kill", ["-KILL", cliPid], { timeoutMs: 10_000 });
-  await killPulumi(h.stack);
+  const first = cli(["apply"]).catch((e: Error) => e);
+  // the moment the placement's overlay appears in hv-a's pool (seen in the daemon's own mount namespace), the daemon
+  // is held, the job killed, the daemon let go: the overlay is made, the rest of the create is not
+  const pool = `/proc/${libvirtdPid("hv-a")}/root/var/lib/libvirt/images`;
+  const overlayThere = () => readdirSync(pool).some((f) => /^ops-a-[0-9a-f]{8}\.qcow2$/.test(f));
+  await poll(async () => (overlayThere() ? { value: true } : undefined), { timeoutMs: 300_000, intervalMs: 5, what: "ops-a's overlay on hv-a" });
+  hitLibvirtd("hv-a", "SIGSTOP");
+  try {
+    const cliPid = (await run("pgrep", ["-f", `dist/cli/main.js apply .*--stack ${h.stack}$`], { timeoutMs: 10_000 })).stdout.trim();
+    await run("kill", ["-KILL", cliPid], { timeoutMs: 10_000 });
+    await killPulumi(h.stack);
+  } finally {
+    await recoverHosts();
+  }
   expect(await first).toBeInstanceOf(Error);
+  leftByKill = (await virsh("hv-a").listVolumes("default")).filter((v) => v.startsWith("ops-a-"));
+  expect(leftByKill).toEqual([expect.stringMatching(/^ops-a-[0-9a-f]{8}\.qcow2$/)]);
   await pulumi(h, ["cancel", "--yes"], 60_000, [0, 1, 255]);
   const d = JSON.parse((await pulumi(h, ["stack", "export"])).stdout).deployment;
   pendingLeft = pendingCreates(d);
@@ -105,6 +115,13 @@ test("apply creates the VM; a second apply at the same time is refused by the st
     "dropped from the state; their creates run again in this apply"]);
   expect(a.json!.changeSummary).toEqual({ create: 8 - doneBeforeKill, same: doneBeforeKill });
   expect(pendingCreates(JSON.parse((await pulumi(h, ["stack", "export"])).stdout).deployment)).toEqual([]);
+  // the killed create's overlay: named in the apply's output and left; the VM has its own; removed here (the destroy
+  // below must find nothing)
+  const p = await stateOutputs(h, "ops-a-placement");
+  const hv = virsh("hv-a");
+  expect((await hv.listVolumes("default")).filter((v) => v.startsWith("ops-a-")).sort()).toEqual([...leftByKill, p.overlayVolume, p.isoVolume].sort());
+  expect(a.stdout).toContain(`ops-a: pool default on hv-a holds 1 volume(s) named for ops-a that are not this create's: ${leftByKill[0]}; `);
+  for (const v of leftByKill) await hv.exec(["vol-delete", "--pool", "default", "--", v]);
   expect((a.json!.outputs!.vms as Record<string, { host: string; status: string }>)["ops-a"]).toMatchObject({ host: "hv-a", status: "ready" });
   expect(await whereIs("ops-a")).toEqual({ "hv-a": "running" });
   const again = await cli(["plan", "--expect-no-changes"]);
