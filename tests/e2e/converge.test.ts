@@ -10,7 +10,7 @@ import { parseDomainXml, parseVolumeXml } from "../../libvirt/domain";
 import { labDown } from "../../lab/hosts";
 import { Image } from "../../lab/image";
 import { ensureLab, writeLabStack } from "../../lab/stack";
-import { hitLibvirtd, killPulumi, recoverHosts } from "../support/faults";
+import { killPulumi, whileHeld } from "../support/faults";
 import { extended, outputs, pulumi, up, upExpectingFailure, urnName } from "../support/pulumiCli";
 import { GUEST, guestSsh, pinnedKey, virsh } from "../support/lab";
 
@@ -169,12 +169,7 @@ test("up --replace of the placement (old one removed first: the name is the doma
   delete process.env.VM_INFRA_COMMAND_LOG;
   // the create's seed upload starts (its overlay and seed volumes exist): hv-a's libvirtd is held there while the up is killed
   await poll(async () => (readFileSync(log, "utf8").includes('"virsh vol-upload"') ? { value: true } : undefined), { timeoutMs: 180_000, intervalMs: 10, what: "the create's seed upload" });
-  hitLibvirtd("hv-a", "SIGSTOP");
-  try {
-    await killPulumi(h.stack);
-  } finally {
-    await recoverHosts();
-  }
+  await whileHeld("hv-a", () => killPulumi(h.stack));
   expect(await first).toBeInstanceOf(Error);
   expect(await pending()).toEqual([`creating ${VM}-placement`]);
   expect(await hv().domainState(VM)).toBeUndefined(); // the old one was removed; the new one never defined

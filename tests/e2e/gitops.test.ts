@@ -11,8 +11,8 @@ import { run } from "../../host/runner";
 import { ensureLab, writeLabStack } from "../../lab/stack";
 import { Image } from "../../lab/image";
 import { pendingCreates } from "../../cli/main";
-import { hitLibvirtd, killPulumi, recoverHosts } from "../support/faults";
-import { pulumi, stateOutputs, vmInfra } from "../support/pulumiCli";
+import { killPulumi, whileHeld } from "../support/faults";
+import { pulumi, stateOutputs, stopVmInfra, vmInfra } from "../support/pulumiCli";
 import { GUEST, inventory, libvirtdPid, virsh, whereIs } from "../support/lab";
 import { startPostgres, type Postgres } from "../support/postgres";
 import type { Result } from "../../cli/result";
@@ -77,14 +77,10 @@ test("an apply killed while it creates the VM: plan names the creates it left un
   const pool = `/proc/${libvirtdPid("hv-a")}/root/var/lib/libvirt/images`;
   const overlayThere = () => readdirSync(pool).some((f) => /^ops-a-[0-9a-f]{8}\.qcow2$/.test(f));
   await poll(async () => (overlayThere() ? { value: true } : undefined), { timeoutMs: 300_000, intervalMs: 5, what: "ops-a's overlay on hv-a" });
-  hitLibvirtd("hv-a", "SIGSTOP");
-  try {
-    const cliPid = (await run("pgrep", ["-f", `dist/cli/main.js apply .*--stack ${h.stack}$`], { timeoutMs: 10_000 })).stdout.trim();
-    await run("kill", ["-KILL", cliPid], { timeoutMs: 10_000 });
+  await whileHeld("hv-a", async () => {
+    await stopVmInfra(h, "apply", "KILL");
     await killPulumi(h.stack);
-  } finally {
-    await recoverHosts();
-  }
+  });
   expect(await first).toBeInstanceOf(Error);
   leftByKill = (await virsh("hv-a").listVolumes("default")).filter((v) => v.startsWith("ops-a-"));
   expect(leftByKill).toEqual([expect.stringMatching(/^ops-a-[0-9a-f]{8}\.qcow2$/)]);

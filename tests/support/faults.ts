@@ -21,6 +21,16 @@ export function hitLibvirtd(host: string, signal: "SIGKILL" | "SIGSTOP" = "SIGKI
   return pid;
 }
 
+/** Runs `fn` (a kill, say) while `host`'s libvirtd is stopped (SIGSTOP), then brings every lab host back. */
+export async function whileHeld(host: string, fn: () => Promise<void>): Promise<void> {
+  hitLibvirtd(host, "SIGSTOP");
+  try {
+    await fn();
+  } finally {
+    await recoverHosts();
+  }
+}
+
 /** Brings every lab host back (a killed daemon restarts and reconnects to its guests); a stopped one continues. */
 export async function recoverHosts(): Promise<void> {
   for (const h of HOSTS) {

@@ -113,8 +113,11 @@ export async function vmInfra(h: StackHandle, args: string[], opts: { env?: Reco
   return { ...r, ...(j ? { json: JSON.parse(j) as Result } : {}), ...(m !== undefined ? { md: m } : {}) };
 }
 
-/** Sends SIGTERM to the running `vm-infra <command>` of this stack (the CLI's own process, as a CI runner stops a job). */
-export async function stopVmInfra(h: StackHandle, command: string): Promise<void> {
+/**
+ * Sends SIGTERM (or SIGKILL) to the running `vm-infra <command>` of this stack (the CLI's own process, as a CI runner
+ * stops a job, or kills it on a timeout).
+ */
+export async function stopVmInfra(h: StackHandle, command: string, signal: "TERM" | "KILL" = "TERM"): Promise<void> {
   const { stdout } = await run("pgrep", ["-f", `dist/cli/main.js ${command} .*--stack ${h.stack}$`], { timeoutMs: 10_000 });
-  for (const pid of stdout.split("\n").filter((l) => /^\d+$/.test(l.trim()))) await run("kill", ["-TERM", pid.trim()], { timeoutMs: 10_000 });
+  for (const pid of stdout.split("\n").filter((l) => /^\d+$/.test(l.trim()))) await run("kill", [`-${signal}`, pid.trim()], { timeoutMs: 10_000 });
 }
